@@ -1,0 +1,213 @@
+#pragma once
+// Flat, structural composition of layers:
+//   seq<L...>           y = L_n(…L_2(L_1(x)))
+//   skip_concat<Inner>  y = concat_channels(x, Inner(x))           (the U-Net skip: skip first)
+//   residual<Inner>     y = x + Inner(x)
+// A U-Net level is seq<block, skip_concat<seq<pool, Inner, up>>, block>: template depth grows with the
+// number of levels, not of layers. Parameter names are paths ("1.0.2.weight") so checkpoints are stable.
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "microcount/core/elementwise.hpp"
+#include "microcount/nn/layer.hpp"
+
+namespace microcount::nn {
+
+namespace detail {
+
+template <class F, class B>
+struct prefixed_visitor {
+  std::string prefix;
+  F& f;
+  void operator()(const parameter<B>& p) const {
+    parameter<B> q = p;
+    q.name = prefix + p.name;
+    f(q);
+  }
+  void operator()(std::string_view name, tensor_t<B>& t) const { f(prefix + std::string(name), t); }
+};
+
+// Copies channel blocks of contiguous NCHW/NCDHW tensors: for each image n,
+// dst[n, dst_c0 : dst_c0+C] = src[n, src_c0 : src_c0+C]. One contiguous run per image.
+template <class B>
+void copy_channels(const tensor_t<B>& src, index_t src_c0, tensor_t<B>& dst, index_t dst_c0, index_t channels) {
+  static_assert(B::host_memory, "microcount: channel copies for device backends come with their memory<> support");
+  const index_t spatial = src.shape().size_from(2);
+  const index_t n = src.dim(0);
+  for (index_t i = 0; i < n; ++i) {
+    const auto* from = src.data() + (i * src.dim(1) + src_c0) * spatial;
+    auto* to = dst.data() + (i * dst.dim(1) + dst_c0) * spatial;
+    std::memcpy(to, from, sizeof(scalar_t<B>) * static_cast<std::size_t>(channels * spatial));
+  }
+}
+
+struct add_into {  // y += x
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& x) const { y = y + x; }
+};
+
+}  // namespace detail
+
+// ---- seq ------------------------------------------------------------------------------------------
+template <class... L>
+struct seq {
+  static_assert(sizeof...(L) >= 1, "microcount: seq<> needs at least one layer");
+  static_assert((layer<L> && ...), "microcount: every seq<> element must satisfy nn::layer (build/forward/backward/set_mode/kind)");
+  using backend_type = typename std::tuple_element_t<0, std::tuple<L...>>::backend_type;
+  static_assert((std::is_same_v<typename L::backend_type, backend_type> && ...),
+                "microcount: all layers of a seq<> must use the same backend");
+  using B = backend_type;
+  static constexpr std::string_view kind = "seq";
+
+  std::tuple<L...> layers;
+
+  seq() = default;
+  explicit seq(L... l) : layers(std::move(l)...) {}
+
+  template <std::size_t I>
+  auto& get() { return std::get<I>(layers); }
+
+  shape build(const shape& in, rng& r) {
+    shape s = in;
+    std::apply([&](auto&... l) { ((s = l.build(s, r)), ...); }, layers);
+    return s;
+  }
+  tensor_t<B> forward(const tensor_t<B>& x) {
+    return forward_from<0>(x);
+  }
+  tensor_t<B> backward(const tensor_t<B>& dy) {
+    return backward_from<sizeof...(L) - 1>(dy);
+  }
+  void set_mode(mode m) {
+    std::apply([&](auto&... l) { (l.set_mode(m), ...); }, layers);
+  }
+  template <class F>
+  void for_each_parameter(F&& f) {
+    visit_indexed([&](auto& l, std::size_t i) { l.for_each_parameter(detail::prefixed_visitor<F, B>{std::to_string(i) + ".", f}); });
+  }
+  template <class F>
+  void for_each_buffer(F&& f) {
+    visit_indexed([&](auto& l, std::size_t i) { l.for_each_buffer(detail::prefixed_visitor<F, B>{std::to_string(i) + ".", f}); });
+  }
+  // Architecture signature: kinds in order, e.g. "seq(conv2d,batchnorm,relu)".
+  template <class F>
+  void for_each_layer(F&& f) {
+    std::apply([&](auto&... l) { (f(l), ...); }, layers);
+  }
+
+ private:
+  template <std::size_t I>
+  tensor_t<B> forward_from(const tensor_t<B>& x) {
+    auto y = std::get<I>(layers).forward(x);
+    if constexpr (I + 1 < sizeof...(L)) return forward_from<I + 1>(y);
+    else return y;
+  }
+  template <std::size_t I>
+  tensor_t<B> backward_from(const tensor_t<B>& dy) {
+    auto dx = std::get<I>(layers).backward(dy);
+    if constexpr (I > 0) return backward_from<I - 1>(dx);
+    else return dx;
+  }
+  template <class F>
+  void visit_indexed(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::get<I>(layers), I), ...); }(std::index_sequence_for<L...>{});
+  }
+};
+
+// ---- skip_concat ----------------------------------------------------------------------------------
+template <class Inner>
+struct skip_concat {
+  static_assert(layer<Inner>, "microcount: skip_concat<Inner> needs Inner to satisfy nn::layer");
+  using backend_type = typename Inner::backend_type;
+  using B = backend_type;
+  static constexpr std::string_view kind = "skip_concat";
+
+  Inner inner;
+  index_t skip_channels = 0, inner_channels = 0;
+
+  skip_concat() = default;
+  explicit skip_concat(Inner i) : inner(std::move(i)) {}
+
+  shape build(const shape& in, rng& r) {
+    const shape inner_out = inner.build(in, r);
+    require(inner_out.rank == in.rank && inner_out[0] == in[0], "skip_concat",
+            "inner output " + inner_out.str() + " cannot be concatenated with input " + in.str());
+    for (int a = 2; a < in.rank; ++a)
+      require(inner_out[a] == in[a], "skip_concat",
+              "inner output " + inner_out.str() + " has another spatial size than the skip " + in.str() +
+                  " (input size must be divisible by the pooling factors)");
+    skip_channels = in[1];
+    inner_channels = inner_out[1];
+    shape out = in;
+    out[1] = skip_channels + inner_channels;
+    return out;
+  }
+  tensor_t<B> forward(const tensor_t<B>& x) {
+    auto y = inner.forward(x);
+    shape s = x.shape();
+    s[1] = x.dim(1) + y.dim(1);
+    tensor_t<B> out(s);
+    detail::copy_channels<B>(x, 0, out, 0, x.dim(1));
+    detail::copy_channels<B>(y, 0, out, x.dim(1), y.dim(1));
+    return out;
+  }
+  tensor_t<B> backward(const tensor_t<B>& dy) {
+    shape skip_shape = dy.shape(), inner_shape = dy.shape();
+    skip_shape[1] = skip_channels;
+    inner_shape[1] = inner_channels;
+    tensor_t<B> d_skip(skip_shape), d_inner(inner_shape);
+    detail::copy_channels<B>(dy, 0, d_skip, 0, skip_channels);
+    detail::copy_channels<B>(dy, skip_channels, d_inner, 0, inner_channels);
+    auto dx = inner.backward(d_inner);
+    for_each<B>(dx.size(), detail::add_into{}, dx.data(), static_cast<const scalar_t<B>*>(d_skip.data()));
+    return dx;
+  }
+  void set_mode(mode m) { inner.set_mode(m); }
+  template <class F>
+  void for_each_parameter(F&& f) { inner.for_each_parameter(detail::prefixed_visitor<F, B>{"inner.", f}); }
+  template <class F>
+  void for_each_buffer(F&& f) { inner.for_each_buffer(detail::prefixed_visitor<F, B>{"inner.", f}); }
+  template <class F>
+  void for_each_layer(F&& f) { f(inner); }
+};
+
+// ---- residual -------------------------------------------------------------------------------------
+template <class Inner>
+struct residual {
+  static_assert(layer<Inner>, "microcount: residual<Inner> needs Inner to satisfy nn::layer");
+  using backend_type = typename Inner::backend_type;
+  using B = backend_type;
+  static constexpr std::string_view kind = "residual";
+
+  Inner inner;
+
+  residual() = default;
+  explicit residual(Inner i) : inner(std::move(i)) {}
+
+  shape build(const shape& in, rng& r) {
+    const shape out = inner.build(in, r);
+    require(out == in, "residual", "inner output " + out.str() + " must have the input's shape " + in.str());
+    return out;
+  }
+  tensor_t<B> forward(const tensor_t<B>& x) {
+    auto y = inner.forward(x);
+    for_each<B>(y.size(), detail::add_into{}, y.data(), static_cast<const scalar_t<B>*>(x.data()));
+    return y;
+  }
+  tensor_t<B> backward(const tensor_t<B>& dy) {
+    auto dx = inner.backward(dy);
+    for_each<B>(dx.size(), detail::add_into{}, dx.data(), static_cast<const scalar_t<B>*>(dy.data()));
+    return dx;
+  }
+  void set_mode(mode m) { inner.set_mode(m); }
+  template <class F>
+  void for_each_parameter(F&& f) { inner.for_each_parameter(detail::prefixed_visitor<F, B>{"inner.", f}); }
+  template <class F>
+  void for_each_buffer(F&& f) { inner.for_each_buffer(detail::prefixed_visitor<F, B>{"inner.", f}); }
+  template <class F>
+  void for_each_layer(F&& f) { f(inner); }
+};
+
+}  // namespace microcount::nn
