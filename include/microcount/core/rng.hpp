@@ -22,6 +22,19 @@ class rng {
     has_spare_ = false;
   }
 
+  // The full generator state, for checkpoints (resuming reproduces the same stream).
+  struct state_type {
+    std::uint64_t s[4];
+    double spare;
+    bool has_spare;
+  };
+  [[nodiscard]] state_type state() const { return {{s_[0], s_[1], s_[2], s_[3]}, spare_, has_spare_}; }
+  void set_state(const state_type& st) {
+    for (int i = 0; i < 4; ++i) s_[i] = st.s[i];
+    spare_ = st.spare;
+    has_spare_ = st.has_spare;
+  }
+
   std::uint64_t next() {
     const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
     const std::uint64_t t = s_[1] << 17;
