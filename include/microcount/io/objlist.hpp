@@ -1,0 +1,233 @@
+#pragma once
+// ExoDeepFinder / DeepFinder object lists, XML and CSV.
+//   XML:  <objlist><object tomo_idx="0" class_label="2" x="106" y="128" z="0" [obj_id psi phi the cluster_size]/>
+//   CSV:  tomo_idx,class_label,x,y,z   (ExoDeepFinder's documented CSV form; extra columns are ignored)
+// DeepFinder indexes its arrays [z, y, x]: x is the column, y the row, and for ExoDeepFinder's TIRF movies
+// z is the frame. tomo_idx says which movie (optional, 0 when absent, as DeepFinder treats it).
+// Reading: class_label numbers become label names as strings ("1", "2"), ordered numerically; each
+// tomo_idx becomes one image, ordered by index and named `names[idx]` or else "tomo_<idx>". z is rounded
+// to the nearest frame, because DeepFinder's clustering writes centroids ("445.333").
+// Writing: image "tomo_<k>" gets tomo_idx k, the others the smallest unused indices in their order;
+// labels whose names are all whole numbers keep them as class_label, otherwise label i becomes class i + 1
+// (DeepFinder reserves 0 for background) and the names are lost. A still image's points get z = 0.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pugixml.hpp>
+
+#include "microcount/core/error.hpp"
+#include "microcount/io/annotation_common.hpp"
+#include "microcount/io/annotations.hpp"
+#include "microcount/io/atomic_file.hpp"
+#include "microcount/io/csv.hpp"
+
+namespace microcount::io {
+
+// tomo_idx -> image name, for object lists whose movies have names.
+using tomo_names = std::map<int, std::string>;
+
+namespace objlist_detail {
+
+struct object {
+  int tomo = 0;
+  int class_label = 0;
+  double x = 0, y = 0;
+  int frame = 0;
+};
+
+// Text fields of one object, checked and converted. `tomo` may be null (absent).
+inline object to_object(const char* tomo, std::string_view cls, std::string_view x, std::string_view y,
+                        std::string_view z, const std::string& where, std::size_t line) {
+  object o;
+  if (tomo) o.tomo = static_cast<int>(checked_whole(tomo, "tomo_idx", where, line));
+  o.class_label = static_cast<int>(checked_whole(cls, "class_label", where, line));
+  o.x = checked_coordinate(x, "x", where, line);
+  o.y = checked_coordinate(y, "y", where, line);
+  const double frame = checked_coordinate(z, "z", where, line);
+  if (frame >= static_cast<double>(std::numeric_limits<int>::max()))
+    throw error(where, line_prefix(line) + "z " + excerpt(z) + " is too large for a frame index");
+  o.frame = static_cast<int>(std::lround(std::max(frame, 0.0)));
+  return o;
+}
+
+inline annotations build(const std::vector<object>& objects, const tomo_names& names, const char* format) {
+  annotations ann;
+  ann.format = format;
+  std::set<int> classes, tomos;
+  for (const auto& o : objects) {
+    classes.insert(o.class_label);
+    tomos.insert(o.tomo);
+  }
+  std::map<int, int> label_of, image_of;
+  for (int c : classes) label_of[c] = ann.label_index(std::to_string(c));
+  for (int t : tomos) {
+    image_of[t] = static_cast<int>(ann.images.size());
+    auto it = names.find(t);
+    ann.images.push_back(image_points{it != names.end() ? it->second : "tomo_" + std::to_string(t), 0, 0, 0, {}});
+  }
+  for (const auto& o : objects) {
+    point p;
+    p.x = o.x;
+    p.y = o.y;
+    p.frame = o.frame;
+    p.label = label_of[o.class_label];
+    ann.images[static_cast<std::size_t>(image_of[o.tomo])].points.push_back(p);
+  }
+  return ann;
+}
+
+// class_label for each label index.
+inline std::vector<long long> class_numbers(const annotations& ann) {
+  std::vector<long long> out;
+  bool all_numeric = true;
+  for (const auto& name : ann.labels) {
+    const auto v = parse_number(name);
+    if (!v || *v != std::floor(*v) || *v < 0 || *v > 2147483647.0 || std::to_string(static_cast<long long>(*v)) != name) {
+      all_numeric = false;
+      break;
+    }
+    out.push_back(static_cast<long long>(*v));
+  }
+  if (all_numeric) return out;
+  out.clear();
+  for (std::size_t i = 0; i < ann.labels.size(); ++i) out.push_back(static_cast<long long>(i) + 1);
+  return out;
+}
+
+// tomo_idx for each image.
+inline std::vector<long long> tomo_numbers(const annotations& ann) {
+  std::vector<long long> out(ann.images.size(), -1);
+  std::set<long long> used;
+  for (std::size_t i = 0; i < ann.images.size(); ++i) {
+    const std::string& n = ann.images[i].name;
+    if (n.rfind("tomo_", 0) != 0) continue;
+    const auto v = parse_number(std::string_view(n).substr(5));
+    if (v && *v == std::floor(*v) && *v >= 0 && *v < 2147483647.0 &&
+        std::to_string(static_cast<long long>(*v)) == n.substr(5) && used.insert(static_cast<long long>(*v)).second)
+      out[i] = static_cast<long long>(*v);
+  }
+  long long next = 0;
+  for (auto& t : out) {
+    if (t >= 0) continue;
+    while (used.count(next)) ++next;
+    t = next;
+    used.insert(next);
+  }
+  return out;
+}
+
+// Calls f(tomo, class, point) for every point, checking labels.
+template <class F>
+void for_each_object(const annotations& ann, F&& f) {
+  const auto classes = class_numbers(ann);
+  const auto tomos = tomo_numbers(ann);
+  for (std::size_t i = 0; i < ann.images.size(); ++i)
+    for (const auto& p : ann.images[i].points) {
+      if (p.label < 0 || static_cast<std::size_t>(p.label) >= classes.size())
+        throw error(ann.images[i].name, "point with label index " + std::to_string(p.label) + " that has no name");
+      f(tomos[i], classes[static_cast<std::size_t>(p.label)], p);
+    }
+}
+
+}  // namespace objlist_detail
+
+// Parses object-list XML text; `where` names the file in errors.
+inline annotations parse_objlist_xml(const std::string& text, const std::string& where, const tomo_names& names = {}) {
+  pugi::xml_document doc;
+  load_xml(doc, text, where);
+  const pugi::xml_node root = doc.document_element();
+  if (std::string_view(root.name()) != "objlist")
+    throw error(where, "root element is <" + std::string(root.name()) + ">, expected <objlist> (DeepFinder object list)");
+  std::vector<objlist_detail::object> objects;
+  point_budget budget(where);
+  const text_lines lines(text);
+  for (const auto& el : root.children()) {
+    if (el.type() != pugi::node_element) continue;
+    const std::size_t line = lines.line_of(el);
+    if (std::string_view(el.name()) != "object")
+      throw error(where, line_prefix(line) + "<" + el.name() + "> where <object> was expected");
+    const auto need = [&](const char* attr) -> const char* {
+      const pugi::xml_attribute a = el.attribute(attr);
+      if (!a) throw error(where, line_prefix(line) + "<object> has no '" + attr + "' attribute");
+      return a.value();
+    };
+    budget.take();
+    const pugi::xml_attribute tomo = el.attribute("tomo_idx");
+    objects.push_back(objlist_detail::to_object(tomo ? tomo.value() : nullptr, need("class_label"), need("x"),
+                                                need("y"), need("z"), where, line));
+  }
+  return objlist_detail::build(objects, names, "objlist_xml");
+}
+
+// True when a CSV header names the object-list columns.
+inline bool is_objlist_header(const csv::header& h) {
+  return h.find("class_label") && h.find("x") && h.find("y") && h.find("z");
+}
+
+// Parses object-list CSV text; `where` names the file in errors.
+inline annotations parse_objlist_csv(std::string_view text, const std::string& where, const tomo_names& names = {}) {
+  csv::tokenizer tok(text, where);
+  const csv::header head = csv::read_header(tok);
+  if (!is_objlist_header(head))
+    throw error(where, "not an object-list CSV (expected a header with class_label, x, y, z)");
+  const std::size_t cls = *head.find("class_label"), x = *head.find("x"), y = *head.find("y"), z = *head.find("z");
+  const std::optional<std::size_t> tomo = head.find("tomo_idx");
+  std::vector<objlist_detail::object> objects;
+  point_budget budget(where);
+  csv::row r;
+  while (tok.next(r)) {
+    head.require_width(r, where);
+    budget.take();
+    objects.push_back(objlist_detail::to_object(tomo ? r.fields[*tomo].c_str() : nullptr, r.fields[cls], r.fields[x],
+                                                r.fields[y], r.fields[z], where, r.line));
+  }
+  return objlist_detail::build(objects, names, "objlist_csv");
+}
+
+inline annotations read_objlist_xml(const std::filesystem::path& path, const tomo_names& names = {}) {
+  return parse_objlist_xml(read_text(path), path.string(), names);
+}
+
+inline annotations read_objlist_csv(const std::filesystem::path& path, const tomo_names& names = {}) {
+  return parse_objlist_csv(read_text(path), path.string(), names);
+}
+
+// Object-list XML text, one <object tomo_idx class_label x y z/> per point.
+inline std::string objlist_xml_text(const annotations& ann) {
+  std::string out = "<objlist>\n";
+  objlist_detail::for_each_object(ann, [&](long long tomo, long long cls, const point& p) {
+    out += "  <object tomo_idx=\"" + std::to_string(tomo) + "\" class_label=\"" + std::to_string(cls) + "\" x=\"" +
+           format_number(p.x) + "\" y=\"" + format_number(p.y) + "\" z=\"" + std::to_string(std::max(p.frame, 0)) +
+           "\"/>\n";
+  });
+  out += "</objlist>\n";
+  return out;
+}
+
+// Object-list CSV text with the header tomo_idx,class_label,x,y,z.
+inline std::string objlist_csv_text(const annotations& ann) {
+  std::string out = "tomo_idx,class_label,x,y,z\n";
+  objlist_detail::for_each_object(ann, [&](long long tomo, long long cls, const point& p) {
+    out += std::to_string(tomo) + ',' + std::to_string(cls) + ',' + format_number(p.x) + ',' + format_number(p.y) +
+           ',' + std::to_string(std::max(p.frame, 0)) + '\n';
+  });
+  return out;
+}
+
+inline void write_objlist_xml(const std::filesystem::path& path, const annotations& ann) {
+  write_text_atomically(path, objlist_xml_text(ann));
+}
+
+inline void write_objlist_csv(const std::filesystem::path& path, const annotations& ann) {
+  write_text_atomically(path, objlist_csv_text(ann));
+}
+
+}  // namespace microcount::io
