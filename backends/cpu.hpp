@@ -2,3 +2,4 @@
 // The cpu backend: xsimd + Eigen + OpenMP kernels. Include to use backend::cpu.
 #include "microcount/backends/reference.hpp"
 #include "microcount/backends/cpu/launch.hpp"
+#include "microcount/backends/cpu/loss.hpp"
