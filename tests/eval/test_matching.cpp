@@ -10,44 +10,14 @@
 #include "microcount/core/rng.hpp"
 #include "microcount/eval/matching.hpp"
 #include "microcount/eval/metrics.hpp"
+#include "eval/matching_oracles.hpp"
 #include "test_support.hpp"
 
 using namespace microcount;
 
 namespace {
 
-struct best_matching {
-  std::size_t pairs = 0;
-  double distance = 0;
-};
-
-bool may_match(const io::point& a, const io::point& b, const eval::match_options& o) {
-  if (o.same_label && a.label != b.label) return false;
-  if (o.same_frame && a.frame != b.frame) return false;
-  return std::hypot(a.x - b.x, a.y - b.y) <= o.radius;
-}
-
-// Every partial one-to-one matching of allowed pairs: most pairs, then least summed distance.
-best_matching brute_force(const std::vector<io::point>& truth, const std::vector<io::point>& predicted,
-                          const eval::match_options& o) {
-  best_matching best;
-  std::vector<char> used(predicted.size(), 0);
-  std::function<void(std::size_t, std::size_t, double)> visit = [&](std::size_t t, std::size_t pairs, double dist) {
-    if (t == truth.size()) {
-      if (pairs > best.pairs || (pairs == best.pairs && dist < best.distance - 1e-12)) best = {pairs, dist};
-      return;
-    }
-    visit(t + 1, pairs, dist);  // leave truth t unmatched
-    for (std::size_t p = 0; p < predicted.size(); ++p) {
-      if (used[p] || !may_match(truth[t], predicted[p], o)) continue;
-      used[p] = 1;
-      visit(t + 1, pairs + 1, dist + std::hypot(truth[t].x - predicted[p].x, truth[t].y - predicted[p].y));
-      used[p] = 0;
-    }
-  };
-  visit(0, 0, 0.0);
-  return best;
-}
+using test::may_match;
 
 // The matching is consistent: disjoint, complete bookkeeping, every pair allowed and its distance right.
 void check_valid(const eval::point_matching& m, const std::vector<io::point>& truth,
@@ -80,41 +50,6 @@ std::vector<io::point> random_points(rng& r, std::size_t n, double side, bool on
   return out;
 }
 
-// Maximum bipartite matching size by augmenting paths (Kuhn), on the allowed pairs only.
-std::size_t maximum_matching_size(const std::vector<io::point>& truth, const std::vector<io::point>& predicted,
-                                  const eval::match_options& o) {
-  // Candidate lists through a coarse grid so the 10^4-point case stays fast.
-  const double cell = std::max(o.radius, 1.0);
-  std::map<std::pair<long, long>, std::vector<std::size_t>> grid;
-  for (std::size_t p = 0; p < predicted.size(); ++p)
-    grid[{std::lround(std::floor(predicted[p].x / cell)), std::lround(std::floor(predicted[p].y / cell))}].push_back(p);
-  std::vector<std::vector<std::size_t>> allowed(truth.size());
-  for (std::size_t t = 0; t < truth.size(); ++t) {
-    const long cx = std::lround(std::floor(truth[t].x / cell)), cy = std::lround(std::floor(truth[t].y / cell));
-    for (long dx = -1; dx <= 1; ++dx)
-      for (long dy = -1; dy <= 1; ++dy)
-        if (auto it = grid.find({cx + dx, cy + dy}); it != grid.end())
-          for (auto p : it->second)
-            if (may_match(truth[t], predicted[p], o)) allowed[t].push_back(p);
-  }
-  std::vector<std::ptrdiff_t> owner(predicted.size(), -1);
-  std::vector<int> stamp(predicted.size(), -1);
-  std::function<bool(std::size_t, int)> augment = [&](std::size_t t, int round) {
-    for (auto p : allowed[t]) {
-      if (stamp[p] == round) continue;
-      stamp[p] = round;
-      if (owner[p] < 0 || augment(static_cast<std::size_t>(owner[p]), round)) {
-        owner[p] = static_cast<std::ptrdiff_t>(t);
-        return true;
-      }
-    }
-    return false;
-  };
-  std::size_t size = 0;
-  for (std::size_t t = 0; t < truth.size(); ++t) size += augment(t, static_cast<int>(t));
-  return size;
-}
-
 }  // namespace
 
 TEST_CASE("matching: most pairs, then least distance, on random small instances (vs exhaustive search)") {
@@ -132,7 +67,7 @@ TEST_CASE("matching: most pairs, then least distance, on random small instances 
         auto predicted = random_points(r, static_cast<std::size_t>(m), 6, grid, labels, frames);
         const auto result = eval::match_points(truth, predicted, o);
         check_valid(result, truth, predicted, o);
-        const auto expected = brute_force(truth, predicted, o);
+        const auto expected = test::brute_force_matching(truth, predicted, o);
         CHECK(result.pairs.size() == expected.pairs);
         CHECK(result.total_distance() == doctest::Approx(expected.distance).epsilon(1e-9));
         with_forbidden_choice += result.pairs.size() < std::min<std::size_t>(n, m);
@@ -233,7 +168,7 @@ TEST_CASE("matching: 10^4 points a side, match count equals an independent maxim
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   MESSAGE("10^4 points: " << ms << " ms, " << m.blocks << " blocks, largest " << m.largest_block << " points");
   check_valid(m, truth, predicted, o);
-  CHECK(m.pairs.size() == maximum_matching_size(truth, predicted, o));
+  CHECK(m.pairs.size() == test::maximum_matching_size(truth, predicted, o));
   CHECK(m.pairs.size() > n * 9 / 10);
   CHECK(ms < 2000);
 }
