@@ -19,6 +19,8 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -92,16 +94,22 @@ struct checkpoint_entry {
 template <class B>
 struct checkpoint_state {
   std::vector<checkpoint_entry<B>> entries;
+  std::vector<std::pair<std::string, std::int64_t*>> counters;  // optimizer step counts and the like
 
   template <class Model>
   void add_model(Model& m) {
     m.for_each_parameter([&](const auto& p) { entries.push_back({"parameter", p.name, p.value}); });
     m.for_each_buffer([&](std::string_view name, tensor<float, B>& t) { entries.push_back({"buffer", std::string(name), &t}); });
   }
-  // Optimizers visit (name, tensor&) for moments etc.
+  // Optimizers visit (name, tensor&) for moments and (name, std::int64_t&) for counters.
   template <class Optimizer>
   void add_optimizer(Optimizer& o) {
-    o.for_each_state([&](std::string_view name, tensor<float, B>& t) { entries.push_back({"optimizer", std::string(name), &t}); });
+    o.for_each_state([&](std::string_view name, auto& v) {
+      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(v)>, std::int64_t>)
+        counters.emplace_back(std::string(name), &v);
+      else
+        entries.push_back({"optimizer", std::string(name), &v});
+    });
   }
 
   [[nodiscard]] nlohmann::json signature(std::string_view section) const {
@@ -122,6 +130,13 @@ struct checkpoint_header {
   bool has_optimizer = false;
 };
 
+template <class B>
+nlohmann::json counters_json(const checkpoint_state<B>& state) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, v] : state.counters) j[name] = *v;
+  return j;
+}
+
 // Writes `state` under `path` atomically.
 template <class B>
 void save_checkpoint(const std::filesystem::path& path, const checkpoint_state<B>& state, const checkpoint_header& head) {
@@ -139,6 +154,7 @@ void save_checkpoint(const std::filesystem::path& path, const checkpoint_state<B
       {"buffers", state.signature("buffer")},
       {"has_optimizer", head.has_optimizer},
       {"tensors", table},
+      {"counters", counters_json(state)},
       {"position",
        {{"epoch", head.position.epoch}, {"step", head.position.step},
         {"best_metric", std::isfinite(head.position.best_metric) ? nlohmann::json(head.position.best_metric) : nlohmann::json()},
@@ -260,6 +276,9 @@ struct checkpoint_file {
       require(off + n <= bytes.size() - 4, where, "tensor '" + e.name + "' lies outside the file");
       std::memcpy(e.value->data(), bytes.data() + off, n);
     }
+    const auto counters = header.value("counters", nlohmann::json::object());
+    for (auto& [name, v] : state.counters)
+      if (counters.contains(name)) *v = counters.at(name).template get<std::int64_t>();
     return h;
   }
 };

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "microcount/nn/compose.hpp"
+#include "microcount/nn/models/blocks.hpp"
 #include "microcount/nn/layers/activation.hpp"
 #include "microcount/nn/layers/conv.hpp"
 #include "microcount/nn/layers/conv_transpose.hpp"
@@ -23,22 +24,6 @@
 #include "microcount/nn/layers/upsample.hpp"
 
 namespace microcount::nn {
-
-namespace norm {
-struct batch { static constexpr std::string_view name = "batch"; };
-struct group { static constexpr std::string_view name = "group"; };
-struct none { static constexpr std::string_view name = "none"; };
-}  // namespace norm
-namespace up {
-struct transposed { static constexpr std::string_view name = "transposed"; };  // 2×2 transposed conv, stride 2
-struct nearest { static constexpr std::string_view name = "nearest"; };        // nearest ×2, then 1×1 conv
-struct bilinear { static constexpr std::string_view name = "bilinear"; };      // (bi/tri)linear ×2, then 1×1 conv
-}  // namespace up
-
-template <class N>
-concept norm_choice = std::is_same_v<N, norm::batch> || std::is_same_v<N, norm::group> || std::is_same_v<N, norm::none>;
-template <class U>
-concept up_choice = std::is_same_v<U, up::transposed> || std::is_same_v<U, up::nearest> || std::is_same_v<U, up::bilinear>;
 
 template <int Dims>
 struct unet_config {
@@ -66,14 +51,9 @@ struct unet {
   using config = unet_config<Dims>;
 
   template <class B>
-  using norm_layer = std::conditional_t<std::is_same_v<Norm, norm::batch>, batch_norm_layer<Dims, B>,
-                                        group_norm_layer<Dims, B>>;
-  // conv → norm → ReLU (conv → ReLU without normalisation)
+  using unit = conv_unit<Dims, Norm, B>;
   template <class B>
-  using unit = std::conditional_t<std::is_same_v<Norm, norm::none>, seq<conv_layer<Dims, B>, relu<B>>,
-                                  seq<conv_layer<Dims, B>, norm_layer<B>, relu<B>>>;
-  template <class B>
-  using block = seq<unit<B>, unit<B>>;
+  using block = conv_block<Dims, Norm, B>;
   template <class B>
   using upsampler = std::conditional_t<std::is_same_v<Up, up::transposed>, conv_transpose_layer<Dims, B>,
                                        seq<upsample_layer<Dims, B>, conv_layer<Dims, B>>>;
@@ -106,21 +86,8 @@ struct unet {
   static constexpr std::array<int, Dims> filled(int v) { return ops::conv<Dims>::filled(v); }
 
   template <class B>
-  static unit<B> make_unit(const config& c, index_t width) {
-    ops::conv<Dims> same;
-    for (int a = 0; a < Dims; ++a) same.pad[a] = c.kernel[a] / 2;
-    conv_layer<Dims, B> conv(width, c.kernel, same, std::is_same_v<Norm, norm::none>);
-    if constexpr (std::is_same_v<Norm, norm::none>) return unit<B>(std::move(conv), relu<B>());
-    else if constexpr (std::is_same_v<Norm, norm::batch>) return unit<B>(std::move(conv), norm_layer<B>(), relu<B>());
-    else {
-      index_t g = std::min(c.groups, width);
-      while (width % g != 0) --g;  // the largest group count ≤ groups that divides the width
-      return unit<B>(std::move(conv), norm_layer<B>(g), relu<B>());
-    }
-  }
-  template <class B>
   static block<B> make_block(const config& c, index_t width) {
-    return block<B>(make_unit<B>(c, width), make_unit<B>(c, width));
+    return make_conv_block<Dims, Norm, B>(c.kernel, width, c.groups);
   }
   template <class B>
   static upsampler<B> make_up(const config& c, index_t width) {
