@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,23 +139,28 @@ inline annotations parse(const std::string& text, const std::string& format, con
   throw error(where, "cannot read format " + format + " from text");
 }
 
-// The image an annotation file belongs to: a file beside it with the same stem (or the stem without
-// "_objl") and an image extension, else "<stem>.tif".
-inline std::string image_beside(const std::filesystem::path& file) {
+// Image files of a folder by stem ("movie1" -> "movie1.h5"); the first name in sorted order wins.
+inline std::map<std::string, std::string> images_by_stem(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
-  std::string stem = file.stem().string();
-  std::vector<std::string> stems{stem};
-  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_objl") == 0) stems.push_back(stem.substr(0, stem.size() - 5));
-  std::vector<std::string> found;
+  std::map<std::string, std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(file.parent_path().empty() ? fs::path(".") : file.parent_path(), ec)) {
+  for (const auto& e : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
     if (!e.is_regular_file(ec) || !is_image_extension(e.path().extension().string())) continue;
-    if (std::find(stems.begin(), stems.end(), e.path().stem().string()) != stems.end())
-      found.push_back(e.path().filename().string());
+    auto [it, added] = out.try_emplace(e.path().stem().string(), e.path().filename().string());
+    if (!added) it->second = std::min(it->second, e.path().filename().string());
   }
-  if (found.empty()) return stems.back() + ".tif";
-  std::sort(found.begin(), found.end());
-  return found.front();
+  return out;
+}
+
+// The image an annotation file belongs to: an image file of `images` with the same stem (or the stem
+// without ExoDeepFinder's "_objl"), else "<stem>.tif".
+inline std::string image_beside(const std::filesystem::path& file, const std::map<std::string, std::string>& images) {
+  const std::string stem = file.stem().string();
+  const bool objl = stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_objl") == 0;
+  const std::string movie = objl ? stem.substr(0, stem.size() - 5) : stem;
+  if (auto it = images.find(stem); it != images.end()) return it->second;
+  if (auto it = images.find(movie); it != images.end()) return it->second;
+  return movie + ".tif";
 }
 
 inline annotations read_file(const std::filesystem::path& file, const std::string& image_name) {
@@ -184,8 +190,9 @@ inline annotations read_folder(const std::filesystem::path& dir) {
   std::sort(files.begin(), files.end());
   annotations all;
   std::string first_file;
+  const auto images = images_by_stem(dir);
   for (const auto& f : files) {
-    annotations one = read_file(f, image_beside(f));
+    annotations one = read_file(f, image_beside(f, images));
     if (!all.format.empty() && one.format != all.format)
       throw error(dir.string(), "mixes " + all.format + " (" + first_file + ") and " + one.format + " (" +
                                     f.filename().string() + ") files");
@@ -208,7 +215,8 @@ inline annotations read_annotations(const std::filesystem::path& file_or_dir) {
   std::error_code ec;
   if (fs::is_directory(file_or_dir, ec)) return files_detail::read_folder(file_or_dir);
   if (!fs::exists(file_or_dir, ec)) throw error(file_or_dir.string(), "no such file or folder");
-  return files_detail::read_file(file_or_dir, files_detail::image_beside(file_or_dir));
+  return files_detail::read_file(
+      file_or_dir, files_detail::image_beside(file_or_dir, files_detail::images_by_stem(file_or_dir.parent_path())));
 }
 
 // Writes `ann` in `format`. Every file goes through write_atomically. "napari_csv" writes one CSV per
