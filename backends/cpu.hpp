@@ -3,3 +3,4 @@
 #include "microcount/backends/reference.hpp"
 #include "microcount/backends/cpu/launch.hpp"
 #include "microcount/backends/cpu/loss.hpp"
+#include "microcount/backends/cpu/conv.hpp"

@@ -1,0 +1,262 @@
+#pragma once
+// The general convolution path: im2col / col2im per (image, chunk of output positions) + Eigen GEMM.
+// Correct for every stride, padding, dilation and kernel size in 2D and 3D; fast where the "columns"
+// are cheap: pointwise (1×1) convolutions read the image in place, and kernel == stride convolutions
+// (2×2 stride 2, the U-Net's up-sampling) are a per-pixel GEMM plus a gather or scatter.
+// Chunks keep the column matrix cache-sized (~512 KiB) and give the threads independent tasks; the
+// task split depends only on the shapes, so results do not depend on the thread count.
+#include <algorithm>
+#include <vector>
+
+// GCC 12's AVX-512 headers make Eigen's GEMM kernels raise a false -Wmaybe-uninitialized (GCC bug
+// 105593, fixed in 12.3); GCC also honours the pragma along the inlining chain of Eigen's code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <Eigen/Core>
+#pragma GCC diagnostic pop
+
+#include "microcount/backends/cpu/conv_common.hpp"
+#include "microcount/core/parallel.hpp"
+
+namespace microcount::cpu_detail {
+
+using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using matrix_map = Eigen::Map<row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+using const_matrix_map = Eigen::Map<const row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// ---- columns ----------------------------------------------------------------------------------
+
+// For one axis: the outputs o whose input position o·stride − pad + k·dil lies in [0, in), as [lo, hi).
+inline std::pair<index_t, index_t> valid_outputs(index_t out, index_t in, index_t stride, index_t pad, index_t offset) {
+  // o·stride + offset − pad >= 0  and  < in
+  const index_t shift = offset - pad;
+  index_t lo = shift >= 0 ? 0 : ceil_div(-shift, stride);
+  index_t hi = in - shift <= 0 ? 0 : ceil_div(in - shift, stride);
+  lo = std::min(lo, out);
+  hi = std::clamp(hi, lo, out);
+  return {lo, hi};
+}
+
+// Visits the columns of output positions [p0, p1) of one image as runs of consecutive output columns of
+// one output row: f(tap, column, source, count, step) where `source` is the input offset (within a
+// channel) the first column reads, stepping by `step`, or −1 when the whole run reads padding.
+template <class F>
+void for_each_column_run(const conv_geometry& g, index_t p0, index_t p1, F&& f) {
+  const index_t oh = g.out[1], ow = g.out[2];
+  index_t tap = 0;
+  for (index_t kd = 0; kd < g.k[0]; ++kd)
+    for (index_t kh = 0; kh < g.k[1]; ++kh)
+      for (index_t kw = 0; kw < g.k[2]; ++kw, ++tap) {
+        const auto [w_lo, w_hi] = valid_outputs(ow, g.in[2], g.stride[2], g.pad[2], kw * g.dil[2]);
+        for (index_t p = p0; p < p1;) {
+          const index_t row = p / ow, o_w = p % ow;
+          const index_t end = std::min(p1, p - o_w + ow);  // end of this output row within the chunk
+          const index_t o_d = row / oh, o_h = row % oh;
+          const index_t id = o_d * g.stride[0] - g.pad[0] + kd * g.dil[0];
+          const index_t ih = o_h * g.stride[1] - g.pad[1] + kh * g.dil[1];
+          const index_t a = o_w, b = o_w + (end - p);  // output columns [a, b)
+          if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
+            f(tap, p - p0, index_t{-1}, b - a, index_t{0});
+          } else {
+            const index_t lo = std::clamp(w_lo, a, b), hi = std::clamp(w_hi, lo, b);
+            const index_t row_start = (id * g.in[1] + ih) * g.in[2];
+            if (lo > a) f(tap, p - p0, index_t{-1}, lo - a, index_t{0});
+            if (hi > lo)
+              f(tap, p - p0 + (lo - a), row_start + lo * g.stride[2] - g.pad[2] + kw * g.dil[2], hi - lo, g.stride[2]);
+            if (b > hi) f(tap, p - p0 + (hi - a), index_t{-1}, b - hi, index_t{0});
+          }
+          p = end;
+        }
+      }
+}
+
+// col [IC·taps][ld]: column j holds the input patch of output position p0 + j (zeros for padding).
+inline void im2col(const conv_geometry& g, const float* x_img, index_t p0, index_t p1, float* col, index_t ld) {
+  const index_t taps = g.taps();
+  for (index_t c = 0; c < g.ic; ++c) {
+    const float* src = x_img + c * g.in_size();
+    float* base = col + c * taps * ld;
+    for_each_column_run(g, p0, p1, [&](index_t tap, index_t j, index_t source, index_t count, index_t step) {
+      float* dst = base + tap * ld + j;
+      if (source < 0) {
+        std::fill(dst, dst + count, 0.0f);
+        return;
+      }
+      const float* s = src + source;
+      if (step == 1) {
+        std::memcpy(dst, s, sizeof(float) * static_cast<std::size_t>(count));
+      } else {
+        for (index_t i = 0; i < count; ++i) dst[i] = s[i * step];
+      }
+    });
+  }
+}
+
+// dx_img [IC, in...] += col (or = col when `assign`: every input position is written exactly once).
+inline void col2im(const conv_geometry& g, const float* col, index_t ld, index_t p0, index_t p1, float* dx_img, bool assign) {
+  const index_t taps = g.taps();
+  for (index_t c = 0; c < g.ic; ++c) {
+    float* dst = dx_img + c * g.in_size();
+    const float* base = col + c * taps * ld;
+    for_each_column_run(g, p0, p1, [&](index_t tap, index_t j, index_t source, index_t count, index_t step) {
+      if (source < 0) return;
+      const float* s = base + tap * ld + j;
+      float* d = dst + source;
+      if (assign) {
+        for (index_t i = 0; i < count; ++i) d[i * step] = s[i];
+      } else {
+        for (index_t i = 0; i < count; ++i) d[i * step] += s[i];
+      }
+    });
+  }
+}
+
+// Output positions per chunk: the [IC·taps × chunk] column block stays around 512 KiB.
+inline index_t gemm_chunk(const conv_geometry& g) {
+  const index_t budget = (512 * 1024) / static_cast<index_t>(sizeof(float));
+  const index_t chunk = round_up(std::max<index_t>(lanes, budget / std::max<index_t>(1, g.ic * g.taps())), lanes);
+  return std::min(chunk, std::max<index_t>(g.out_size(), 1));
+}
+
+// ---- forward ----------------------------------------------------------------------------------
+
+// y = conv(x, w) + bias with the epilogue. w [OC, IC·taps] row-major.
+inline void gemm_forward(const conv_geometry& g, const float* x, const float* w, const float* bias,
+                         const conv_epilogue* epi, float* y) {
+  const index_t k = g.ic * g.taps(), out = g.out_size();
+  const index_t chunk = gemm_chunk(g), chunks = ceil_div(out, chunk), tasks = g.n * chunks;
+  const bool stats = epi && epi->wants_statistics();
+  const bool finish = bias || (epi && (epi->transforms() || stats));
+  statistics_partials partials(tasks, g.oc, stats);
+  const const_matrix_map W(w, g.oc, k, Eigen::OuterStride<>(k));  // [OC, IC·taps]
+  parallel_for(0, tasks, [&](std::int64_t t) {
+    const index_t n = t / chunks, p0 = (t % chunks) * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
+    const float* x_img = x + n * g.ic * g.in_size();
+    float* y_img = y + n * g.oc * out;
+    matrix_map Y(y_img + p0, g.oc, count, Eigen::OuterStride<>(out));  // [OC, count]
+    if (g.pointwise()) {
+      Y.noalias() = W * const_matrix_map(x_img + p0, g.ic, count, Eigen::OuterStride<>(g.in_size()));
+    } else {
+      float* col = thread_scratch(task_slot, k * count);  // [IC·taps, count]
+      im2col(g, x_img, p0, p1, col, count);
+      Y.noalias() = W * const_matrix_map(col, k, count, Eigen::OuterStride<>(count));
+    }
+    if (finish) {
+      double* s = partials.sum_of(t);
+      double* q = partials.squares_of(t);
+      for (index_t o = 0; o < g.oc; ++o) {
+        double ds = 0, dq = 0;
+        finish_span(y_img + o * out + p0, count, channel_epilogue::make(o, bias, epi), ds, dq);
+        if (s) {
+          s[o] += ds;
+          q[o] += dq;
+        }
+      }
+    }
+  });
+  if (stats) partials.reduce_into(epi, tasks);
+}
+
+// ---- backward data ----------------------------------------------------------------------------
+
+// dx = conv^T(dy, w) (+ bias per input channel: conv_transpose's bias), overwriting dx.
+inline void gemm_backward_data(const conv_geometry& g, const float* dy, const float* w, const float* bias, float* dx) {
+  const index_t k = g.ic * g.taps(), out = g.out_size(), in = g.in_size();
+  const index_t chunk = gemm_chunk(g), chunks = ceil_div(out, chunk);
+  const const_matrix_map W(w, g.oc, k, Eigen::OuterStride<>(k));  // [OC, IC·taps]
+  auto add_bias = [&](float* img, index_t p0, index_t count) {
+    if (!bias) return;
+    for (index_t c = 0; c < g.ic; ++c) {
+      float* d = img + c * in + p0;
+      for (index_t i = 0; i < count; ++i) d[i] += bias[c];
+    }
+  };
+  if (g.pointwise() || g.tiles_input_exactly()) {
+    // Chunks write disjoint input positions: (image, chunk) tasks, plain stores.
+    parallel_for(0, g.n * chunks, [&](std::int64_t t) {
+      const index_t n = t / chunks, p0 = (t % chunks) * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
+      const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));  // [OC, count]
+      float* dx_img = dx + n * g.ic * in;
+      if (g.pointwise()) {
+        matrix_map DX(dx_img + p0, g.ic, count, Eigen::OuterStride<>(in));
+        DX.noalias() = W.transpose() * DY;
+        add_bias(dx_img, p0, count);
+        return;
+      }
+      float* col = thread_scratch(task_slot, k * count);
+      matrix_map C(col, k, count, Eigen::OuterStride<>(count));
+      C.noalias() = W.transpose() * DY;
+      if (bias)
+        for (index_t c = 0; c < g.ic; ++c) C.middleRows(c * g.taps(), g.taps()).array() += bias[c];
+      col2im(g, col, count, p0, p1, dx_img, true);
+    });
+    return;
+  }
+  // Overlapping or partial cover: one task per image accumulates its chunks in order.
+  parallel_for(0, g.n, [&](std::int64_t n) {
+    float* dx_img = dx + n * g.ic * in;
+    std::fill(dx_img, dx_img + g.ic * in, 0.0f);
+    float* col = thread_scratch(task_slot, k * chunk);
+    for (index_t p0 = 0; p0 < out; p0 += chunk) {
+      const index_t p1 = std::min(out, p0 + chunk), count = p1 - p0;
+      const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));
+      matrix_map C(col, k, count, Eigen::OuterStride<>(count));
+      C.noalias() = W.transpose() * DY;
+      col2im(g, col, count, p0, p1, dx_img, false);
+    }
+    add_bias(dx_img, 0, in);
+  });
+}
+
+// ---- backward weights -------------------------------------------------------------------------
+
+// dw = Σ_images dY · columnsᵀ, overwriting dw [OC, IC·taps]. Tasks are (image, group of chunks), each
+// with its own partial; partials are summed in task order.
+inline void gemm_backward_weights(const conv_geometry& g, const float* x, const float* dy, float* dw) {
+  const index_t k = g.ic * g.taps(), out = g.out_size();
+  const index_t chunk = gemm_chunk(g), chunks = ceil_div(out, chunk);
+  const index_t groups = std::min(chunks, g.n >= 4 ? index_t{1} : ceil_div(4, std::max<index_t>(g.n, 1)));
+  const index_t tasks = g.n * groups, size = g.oc * k;
+  std::vector<float> partial(static_cast<std::size_t>(tasks * size), 0.0f);  // [tasks, OC, IC·taps]
+  parallel_for(0, tasks, [&](std::int64_t t) {
+    const index_t n = t / groups, group = t % groups;
+    const index_t c0 = group * chunks / groups, c1 = (group + 1) * chunks / groups;
+    matrix_map P(partial.data() + t * size, g.oc, k, Eigen::OuterStride<>(k));
+    const float* x_img = x + n * g.ic * g.in_size();
+    for (index_t c = c0; c < c1; ++c) {
+      const index_t p0 = c * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
+      const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));
+      if (g.pointwise()) {
+        P.noalias() += DY * const_matrix_map(x_img + p0, g.ic, count, Eigen::OuterStride<>(g.in_size())).transpose();
+      } else {
+        float* col = thread_scratch(task_slot, k * count);
+        im2col(g, x_img, p0, p1, col, count);
+        P.noalias() += DY * const_matrix_map(col, k, count, Eigen::OuterStride<>(count)).transpose();
+      }
+    }
+  });
+  for (index_t i = 0; i < size; ++i) {
+    float s = 0.0f;
+    for (index_t t = 0; t < tasks; ++t) s += partial[static_cast<std::size_t>(t * size + i)];
+    dw[i] = s;
+  }
+}
+
+// s[c] = Σ over batch and space of v [N, C, spatial...] (the bias gradient).
+inline void channel_sums(const float* v, index_t n, index_t channels, index_t spatial, float* s) {
+  parallel_for(0, channels, [&](std::int64_t c) {
+    double total = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const float* p = v + (i * channels + c) * spatial;
+      batch acc(0.0f);
+      index_t j = 0;
+      for (; j + lanes <= spatial; j += lanes) acc += batch::load_unaligned(p + j);
+      float tail = 0.0f;
+      for (; j < spatial; ++j) tail += p[j];
+      total += static_cast<double>(xsimd::hadd(acc)) + static_cast<double>(tail);
+    }
+    s[c] = static_cast<float>(total);
+  });
+}
+
+}  // namespace microcount::cpu_detail
