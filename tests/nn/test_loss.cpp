@@ -220,7 +220,7 @@ TEST_CASE("every loss: gradients match central differences (NCHW and NCDHW, odd 
   rng gen(21);
   using fact = nn::focal_loss::activation;
   using tact = nn::tversky_loss::activation;
-  for (const shape& s : {shape{2, 3, 5, 7}, shape{1, 4, 3, 5, 3}}) {
+  for (const shape& s : {shape{2, 3, 3, 5}, shape{1, 4, 2, 3, 3}}) {
     CAPTURE(s.str());
     const index_t classes = s[1];
     shape label_shape = s;
