@@ -4,7 +4,18 @@
 #include <algorithm>
 #include <tuple>
 #include <type_traits>
+// GCC 12.2's AVX-512 headers raise false -Wmaybe-uninitialized / -Wuninitialized warnings (the
+// `__m512 __Y = __Y;` idiom, GCC bug 105593, fixed in 12.3) wherever xsimd's math (exp, log, pow) is
+// instantiated; the warnings point into these headers, so silencing them around the include suffices.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <xsimd/xsimd.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #include "microcount/core/backend.hpp"
 #include "microcount/core/elementwise.hpp"
