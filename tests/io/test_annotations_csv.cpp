@@ -148,6 +148,13 @@ TEST_CASE("napari csv: property columns give labels; explicit label column; defa
   CHECK(by_kind.labels == std::vector<std::string>{"big", "unknown", "small"});
   const auto named = io::parse_napari_csv("index,axis-0,axis-1,size,label\n0,1,2,3,cell\n", "p.csv", "p.tif");
   CHECK(named.labels == std::vector<std::string>{"cell"});
+  // Without the index column (a hand-trimmed file), axes start at the first column.
+  const auto no_index = io::parse_napari_csv("axis-0,axis-1,axis-2,label\n7,3,4,cell\n", "p.csv", "p.tif");
+  REQUIRE(no_index.images[0].points.size() == 1);
+  CHECK(no_index.images[0].points[0].frame == 7);
+  CHECK(no_index.images[0].points[0].y == 3.0);
+  CHECK(no_index.images[0].points[0].x == 4.0);
+  CHECK(no_index.labels == std::vector<std::string>{"cell"});
   opt.label_column = "nope";
   test::check_error([&] { io::parse_napari_csv(text, "p.csv", "p.tif", opt); }, {"p.csv", "no column named 'nope'"});
 }

@@ -155,7 +155,7 @@ inline void merge_into(annotations& dst, annotations src, const std::string& whe
   for (const auto& im : dst.images) present.insert(im.name);
   for (auto& im : src.images) {
     if (!present.insert(im.name).second)
-      throw error(where, "image '" + im.name + "' is annotated more than once");
+      throw error(where, "image '" + excerpt(im.name, 200) + "' is annotated more than once");
     for (auto& p : im.points)
       if (p.label >= 0 && static_cast<std::size_t>(p.label) < remap.size()) p.label = remap[p.label];
     dst.images.push_back(std::move(im));

@@ -111,7 +111,7 @@ inline void read_images(const pugi::xml_node& root, annotations& ann, const std:
     if (name.empty()) throw error(where, line_prefix(line) + "<image> with an empty name");
     if (const auto subset = el.attribute("subset"); subset && *subset.as_string())
       name = std::string(subset.as_string()) + "/" + name;
-    if (!names.insert(name).second) throw error(where, line_prefix(line) + "image '" + name + "' appears twice");
+    if (!names.insert(name).second) throw error(where, line_prefix(line) + "image '" + excerpt(name, 200) + "' appears twice");
     image_points im;
     im.name = std::move(name);
     im.width = optional_size(el, "width", where, line);

@@ -31,29 +31,34 @@ struct napari_options {
 
 namespace napari_detail {
 
-// Number of consecutive axis-K columns starting right after "index", or 0 when the header is not napari's.
-inline std::size_t axis_count(const csv::header& h) {
-  if (h.size() < 3 || h.names()[0] != "index") return 0;
-  std::size_t n = 0;
-  while (1 + n < h.size() && h.names()[1 + n] == "axis-" + std::to_string(n)) ++n;
-  return n;
+// Where the axis columns are: napari writes "index" first; files cut down by hand may start at axis-0.
+struct axis_columns {
+  std::size_t first = 0;  // column of axis-0
+  std::size_t count = 0;  // consecutive axis-K columns; 0 when the header is not napari's
+};
+
+inline axis_columns find_axes(const csv::header& h) {
+  axis_columns a;
+  a.first = !h.names().empty() && h.names()[0] == "index" ? 1 : 0;
+  while (a.first + a.count < h.size() && h.names()[a.first + a.count] == "axis-" + std::to_string(a.count)) ++a.count;
+  return a;
 }
 
 }  // namespace napari_detail
 
-// True when the header row is a napari points CSV header.
-inline bool is_napari_header(const csv::header& h) { return napari_detail::axis_count(h) >= 2; }
+// True when the header row is a napari points CSV header (at least axis-0 and axis-1).
+inline bool is_napari_header(const csv::header& h) { return napari_detail::find_axes(h).count >= 2; }
 
 // Parses napari CSV text into the points of one image called `image_name`. `where` names the file.
 inline annotations parse_napari_csv(std::string_view text, const std::string& where, const std::string& image_name,
                                     const napari_options& options = {}) {
   csv::tokenizer tok(text, where);
   const csv::header head = csv::read_header(tok);
-  const std::size_t axes = napari_detail::axis_count(head);
+  const auto [axis0, axes] = napari_detail::find_axes(head);
   if (axes < 2)
     throw error(where, "not a napari points CSV (expected a header 'index,axis-0,axis-1[,...]')");
   if (axes > 4) throw error(where, std::to_string(axes) + " axes; napari points with 2, 3 or 4 axes are supported");
-  const std::size_t first_property = 1 + axes;
+  const std::size_t first_property = axis0 + axes;
   std::optional<std::size_t> label_col;
   if (!options.label_column.empty()) {
     label_col = head.find(options.label_column);
@@ -70,7 +75,7 @@ inline annotations parse_napari_csv(std::string_view text, const std::string& wh
   image_points im;
   im.name = image_name;
   point_budget budget(where);
-  const std::size_t y_col = axes - 1, x_col = axes;  // the last two axes, after "index"
+  const std::size_t y_col = axis0 + axes - 2, x_col = axis0 + axes - 1;  // the last two axes
   csv::row r;
   while (tok.next(r)) {
     head.require_width(r, where);
@@ -78,8 +83,8 @@ inline annotations parse_napari_csv(std::string_view text, const std::string& wh
     point p;
     p.y = checked_coordinate(r.fields[y_col], head.names()[y_col], where, r.line);
     p.x = checked_coordinate(r.fields[x_col], head.names()[x_col], where, r.line);
-    if (axes >= 3) p.frame = static_cast<int>(checked_whole(r.fields[1], "axis-0 (frame)", where, r.line));
-    if (axes == 4) p.channel = static_cast<int>(checked_whole(r.fields[2], "axis-1 (channel)", where, r.line));
+    if (axes >= 3) p.frame = static_cast<int>(checked_whole(r.fields[axis0], "axis-0 (frame)", where, r.line));
+    if (axes == 4) p.channel = static_cast<int>(checked_whole(r.fields[axis0 + 1], "axis-1 (channel)", where, r.line));
     const std::string& cell = label_col ? r.fields[*label_col] : options.default_label;
     p.label = ann.label_index(cell.empty() ? options.default_label : cell);
     im.points.push_back(p);
