@@ -70,7 +70,7 @@ struct conv_layer : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(!input.empty(), std::string(kind), "backward called without a training-mode forward");
+    require(input.rank() > 0, std::string(kind), "backward called without a training-mode forward");
     tensor_t<B> dx(input.shape());
     kernel_t::backward_weights(op, input.template view<rank>(), dy.template view<rank>(),
                                weight_grad.template view<rank>(), has_bias ? bias_grad.data() : nullptr);

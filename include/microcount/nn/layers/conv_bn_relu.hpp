@@ -1,0 +1,125 @@
+#pragma once
+// conv → BatchNorm → ReLU as one layer: the unit every U-Net level is made of, fused for speed and memory.
+//   Training:   y = conv(x) (no bias); z = max(BN_batch(y), 0). Keeps x, y, z (two activations where
+//               separate layers keep three). Backward: ReLU mask from z, BN backward from y, conv backward.
+//   Evaluation: BN is folded into the convolution (w' = w·γ/σ, b' = β − μ·γ/σ), then ReLU: one convolution
+//               and no normalisation pass. On backends whose conv kernel has forward_fused, the BN
+//               statistics (training) and the ReLU (evaluation) are computed in the convolution's store.
+// Numerically the same function as seq<conv_layer, batch_norm_layer, relu> (tests/nn/test_conv_bn_relu.cpp);
+// parameter names are "conv.weight", "bn.weight", "bn.bias", buffers "bn.running_mean", "bn.running_var".
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "microcount/nn/layer.hpp"
+#include "microcount/nn/layers/conv.hpp"
+#include "microcount/nn/layers/norm.hpp"
+#include "microcount/nn/layers/views.hpp"
+#include "microcount/nn/ops_layers.hpp"
+
+namespace microcount::nn {
+
+template <int Dims, class B>
+struct conv_bn_relu : layer_base<B> {
+  static constexpr std::string_view kind = Dims == 2 ? "conv_bn_relu2d" : "conv_bn_relu3d";
+  static constexpr int rank = Dims + 2;
+  using T = scalar_t<B>;
+  using conv_kernel = kernel<ops::conv<Dims>, B>;
+  using bn_kernel = kernel<ops::batch_norm, B>;
+  using relu_op = ops::relu;
+
+  conv_layer<Dims, B> conv;        // bias off: BN's shift replaces it
+  batch_norm_layer<Dims, B> bn;    // holds γ, β, running statistics (its forward/backward are not used)
+  tensor_t<B> input, conv_out, output;  // kept for backward (training)
+  tensor_t<B> folded_weight, folded_bias;
+
+  conv_bn_relu() = default;
+  conv_bn_relu(index_t out, std::array<int, Dims> k, ops::conv<Dims> o = {}, ops::batch_norm bn_op = {})
+      : conv(out, k, o, false), bn(bn_op) {}
+
+  shape build(const shape& in, rng& r) {
+    require_op<ops::batch_norm, B>();
+    const shape out = conv.build(in, r);
+    bn.build(out, r);
+    return out;
+  }
+
+  void set_mode(mode m) {
+    this->current_mode = m;
+    conv.set_mode(m);
+    bn.set_mode(m);
+  }
+
+  tensor_t<B> forward(const tensor_t<B>& x) {
+    const auto w = conv.weight.template view<rank>();
+    tensor_t<B> z(conv.op.output_shape(x.shape(), conv.weight.shape()));  // [N, C, spatial...]
+    if (!this->training()) {
+      fold();
+      conv_kernel::forward(conv.op, x.template view<rank>(), folded_weight.template view<rank>(), folded_bias.data(),
+                           z.template view<rank>());
+      relu_in_place(z);
+      return z;
+    }
+    tensor_t<B> y(z.shape());
+    conv_kernel::forward(conv.op, x.template view<rank>(), w, nullptr, y.template view<rank>());
+    bn_kernel::forward_training(bn.op, detail::channel_view(y), bn.weight.data(), bn.bias.data(), detail::channel_view(z),
+                                bn.saved_mean.data(), bn.saved_invstd.data(), bn.running_mean.data(),
+                                bn.running_var.data());
+    relu_in_place(z);
+    input = x.share();
+    conv_out = std::move(y);
+    output = z.share();
+    return z;
+  }
+
+  tensor_t<B> backward(const tensor_t<B>& dz) {
+    require(detail::holds(conv_out), std::string(kind), "backward needs a training-mode forward first");
+    detail::require_shape(dz.shape(), output.shape(), kind, "dz");
+    tensor_t<B> g(dz.shape());  // dL/d BN-output: dz where z > 0
+    for_each<B>(g.size(), relu_op::backward_body{}, g.data(), static_cast<const T*>(dz.data()),
+                static_cast<const T*>(output.data()));
+    tensor_t<B> dy(dz.shape());
+    bn_kernel::backward_training(bn.op, detail::channel_view(conv_out), detail::channel_view(g), bn.weight.data(),
+                                 bn.saved_mean.data(), bn.saved_invstd.data(), detail::channel_view(dy),
+                                 bn.weight_grad.data(), bn.bias_grad.data());
+    g = tensor_t<B>();  // free before the convolution's backward allocates dx
+    tensor_t<B> dx(input.shape());
+    conv_kernel::backward_weights(conv.op, input.template view<rank>(), dy.template view<rank>(),
+                                  conv.weight_grad.template view<rank>(), nullptr);
+    conv_kernel::backward_data(conv.op, dy.template view<rank>(), conv.weight.template view<rank>(),
+                               dx.template view<rank>());
+    return dx;
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f(parameter<B>{"conv.weight", &conv.weight, &conv.weight_grad, true});
+    f(parameter<B>{"bn.weight", &bn.weight, &bn.weight_grad, false});
+    f(parameter<B>{"bn.bias", &bn.bias, &bn.bias_grad, false});
+  }
+  template <class F>
+  void for_each_buffer(F&& f) {
+    f(std::string_view("bn.running_mean"), bn.running_mean);
+    f(std::string_view("bn.running_var"), bn.running_var);
+  }
+
+ private:
+  // Evaluation: w'[o] = w[o]·γ[o]/sqrt(var[o] + eps), b'[o] = β[o] − mean[o]·γ[o]/sqrt(var[o] + eps).
+  void fold() {
+    static_assert(B::host_memory, "microcount: folding on device backends comes with their kernels");
+    const index_t oc = conv.weight.dim(0), per = conv.weight.shape().size_from(1);
+    folded_weight.resize(conv.weight.shape());
+    folded_bias.resize(shape{oc});
+    for (index_t o = 0; o < oc; ++o) {
+      const double s = double(bn.weight[o]) / std::sqrt(double(bn.running_var[o]) + bn.op.eps);
+      for (index_t i = 0; i < per; ++i) folded_weight[o * per + i] = static_cast<T>(conv.weight[o * per + i] * s);
+      folded_bias[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
+    }
+  }
+  static void relu_in_place(tensor_t<B>& z) {
+    // The body reads x then writes y; both are the same element, so running it in place is safe.
+    for_each<B>(z.size(), relu_op::forward_body{}, z.data(), static_cast<const T*>(z.data()));
+  }
+};
+
+}  // namespace microcount::nn
