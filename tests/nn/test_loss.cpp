@@ -317,3 +317,6 @@ TEST_CASE("losses: bad shapes, labels and parameters are readable errors") {
   tensor64 flat = tensor64::zeros({16});
   CHECK_THROWS_WITH_AS((nn::tversky_loss{}.evaluate(flat, flat)), doctest::Contains("rank 2 to 5"), error);
 }
+
+static_assert(nn::loss_function<nn::mse_loss, f64> && nn::loss_function<nn::bce_with_logits_loss, backend::cpu> &&
+              nn::loss_function<nn::focal_loss, backend::reference> && nn::loss_function<nn::tversky_loss, f64>);
