@@ -115,3 +115,17 @@ TEST_CASE("evaluate: a prediction with no image in common is an error; empty pre
   CHECK(e.overall.detection == eval::detection_counts{0, 0, 1});
   CHECK(e.overall.counts.mae == 1.0);
 }
+
+TEST_CASE("evaluate: movies match per frame; counts are per movie") {
+  auto truth = make({"event"});
+  auto& movie = truth.image("movie.tif");
+  movie.frames = 3;
+  movie.points = {{20, 20, 0, 0}, {20, 20, 0, 1}, {60, 60, 0, 2}};
+  auto predicted = make({"event"});
+  predicted.image("movie.tif").points = {{20, 21, 0, 1}, {60, 60, 0, 1}, {20, 20, 0, 2}};
+  const auto e = eval::evaluate(truth, predicted, {2.0, true});
+  // Only frame 1's (20,20) ↔ (20,21) shares a frame and lies within 2 px.
+  CHECK(e.overall.detection == eval::detection_counts{1, 2, 2});
+  CHECK(e.overall.counts.images == 1);
+  CHECK(e.overall.counts.mae == 0.0);  // 3 events found, 3 present: the count alone looks perfect
+}
