@@ -176,24 +176,26 @@ inline std::vector<std::string> validate(const annotations& ann) {
     if (++seen[im.name] == 2) problems.push_back("image '" + im.name + "' appears more than once");
     for (std::size_t i = 0; i < im.points.size(); ++i) {
       const point& p = im.points[i];
-      const std::string at = im.name + " point " + std::to_string(i) + " (x " + format_number(p.x) + ", y " +
-                             format_number(p.y) + (p.frame >= 0 ? ", frame " + std::to_string(p.frame) : "") + ")";
+      const auto at = [&] {  // built only for a problem: most points have none
+        return im.name + " point " + std::to_string(i) + " (x " + format_number(p.x) + ", y " + format_number(p.y) +
+               (p.frame >= 0 ? ", frame " + std::to_string(p.frame) : "") + ")";
+      };
       if (!std::isfinite(p.x) || !std::isfinite(p.y)) {
-        problems.push_back(at + ": coordinate is not finite");
+        problems.push_back(at() + ": coordinate is not finite");
         continue;
       }
       if (p.label < 0 || static_cast<std::size_t>(p.label) >= ann.labels.size())
-        problems.push_back(at + ": label index " + std::to_string(p.label) + " has no name");
+        problems.push_back(at() + ": label index " + std::to_string(p.label) + " has no name");
       // Pixel c covers [c - 0.5, c + 0.5): inside means -0.5 <= x < width - 0.5.
       const bool left = p.x < -0.5 || p.y < -0.5;
       const bool right = im.width > 0 && p.x >= static_cast<double>(im.width) - 0.5;
       const bool below = im.height > 0 && p.y >= static_cast<double>(im.height) - 0.5;
       if (left || right || below)
-        problems.push_back(at + ": outside the " + std::to_string(im.width) + "x" + std::to_string(im.height) +
+        problems.push_back(at() + ": outside the " + std::to_string(im.width) + "x" + std::to_string(im.height) +
                            " image");
       if (im.frames > 0 && p.frame >= im.frames)
-        problems.push_back(at + ": frame past the last of " + std::to_string(im.frames) + " frames");
-      if (p.frame < -1) problems.push_back(at + ": negative frame");
+        problems.push_back(at() + ": frame past the last of " + std::to_string(im.frames) + " frames");
+      if (p.frame < -1) problems.push_back(at() + ": negative frame");
     }
   }
   return problems;
