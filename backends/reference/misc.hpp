@@ -3,6 +3,7 @@
 // add and dropout's apply are one body each (body_kernels::*, shared with every host backend).
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <tuple>
 
 #include "microcount/backends/reference/conv.hpp"
@@ -47,7 +48,8 @@ struct concat_kernel {
 
   // y = [a, b] along channels.
   template <int Rank>
-  static void forward(const op&, tensor_view<const T, Rank> a, tensor_view<const T, Rank> b, tensor_view<T, Rank> y) {
+  static void forward(const op&, std::type_identity_t<tensor_view<const T, Rank>> a,
+                      std::type_identity_t<tensor_view<const T, Rank>> b, tensor_view<T, Rank> y) {
     check(a, b, y);
     const index_t block_a = a.size() / a.extent[0], block_b = b.size() / b.extent[0];
     for (index_t i = 0; i < a.extent[0]; ++i) {
@@ -58,7 +60,8 @@ struct concat_kernel {
 
   // da, db = the two channel ranges of dy (the adjoint of forward).
   template <int Rank>
-  static void backward(const op&, tensor_view<const T, Rank> dy, tensor_view<T, Rank> da, tensor_view<T, Rank> db) {
+  static void backward(const op&, std::type_identity_t<tensor_view<const T, Rank>> dy, tensor_view<T, Rank> da,
+                       tensor_view<T, Rank> db) {
     check(da, db, dy);
     const index_t block_a = da.size() / da.extent[0], block_b = db.size() / db.extent[0];
     for (index_t i = 0; i < da.extent[0]; ++i) {

@@ -30,6 +30,39 @@ constexpr std::array<int, Dims> filled(int v) {
 }
 }  // namespace detail
 
+// ---- bodies the fast kernels share (constants per channel or per row) ------------------------------
+namespace bodies {
+
+// Centred forms keep float accurate when a channel's mean is large compared with its spread.
+template <class T>
+struct centered_scale {  // y = (x − center)·scale + shift (normalisation with folded statistics)
+  T center, scale, shift;
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& x) const { y = (x - V(center)) * V(scale) + V(shift); }
+};
+template <class T>
+struct norm_backward {  // dx = a·dy + b·(x − center) + c
+  T a, b, center, c;
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& dx, const V& dy, const V& x) const {
+    dx = V(a) * dy + V(b) * (x - V(center)) + V(c);
+  }
+};
+template <class T>
+struct blend {  // y = a·u + b·v (linear interpolation between two rows)
+  T a, b;
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& u, const V& v) const { y = V(a) * u + V(b) * v; }
+};
+template <class T>
+struct axpy {  // y += a·x
+  T a;
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& x) const { y = y + V(a) * x; }
+};
+
+}  // namespace bodies
+
 // ---- normalisation ------------------------------------------------------------------------------
 
 // Batch normalisation (PyTorch's BatchNorm{1,2,3}d). Training: normalise with the batch's per-channel mean
