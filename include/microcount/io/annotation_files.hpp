@@ -177,7 +177,8 @@ inline annotations read_file(const std::filesystem::path& file, const std::strin
 
 inline annotations read_folder(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
-  if (fs::is_regular_file(dir / "annotations.xml")) return read_file(dir / "annotations.xml", "");
+  if (fs::is_regular_file(dir / "annotations.xml"))  // a CVAT export: the rest of the folder is images
+    return read_file(dir / "annotations.xml", dir.filename().empty() ? "video.tif" : dir.filename().string() + ".tif");
   std::vector<fs::path> files;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
