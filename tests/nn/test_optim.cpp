@@ -1,6 +1,6 @@
 // Optimizers: PyTorch's own trajectories (torch.optim, 5 steps, float64), an independent scalar
 // transcription of the PyTorch update formulas, convergence on a quadratic, checkpoint state round trips,
-// global-norm clipping and bad settings.
+// global-norm clipping, bad settings, and a convex fit on real annotations.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,10 +9,17 @@
 #include <variant>
 #include <vector>
 
+#include "microcount/backends/reference/conv.hpp"
 #include "microcount/backends/reference/launch.hpp"
 #include "microcount/backends/reference/loss.hpp"
 #include "microcount/core/rng.hpp"
+#include "microcount/io/cvat_xml.hpp"
+#include "microcount/nn/layers/conv.hpp"
+#include "microcount/nn/loss.hpp"
 #include "microcount/nn/optim.hpp"
+#include "microcount/nn/schedule.hpp"
+#include "microcount/target/gaussian.hpp"
+#include "test_support.hpp"
 
 using namespace microcount;
 
@@ -283,4 +290,56 @@ TEST_CASE("optimizers: bad settings and mismatched parameters are readable error
   nn::parameter_list<f64> missing{{"w", &w, nullptr, true}};
   CHECK_THROWS_WITH_AS(nn::sgd<f64>(missing, {}), doctest::Contains("no gradient"), error);
   static_assert(nn::optimizer<nn::sgd<f64>> && nn::optimizer<nn::adam<f64>> && nn::optimizer<nn::adamw<f64>>);
+}
+
+// ---- real data ----------------------------------------------------------------------------------------
+
+TEST_CASE("real annotations: Adam + MSE + cosine schedule learn the density kernel of vgg-cells image_001") {
+  MICROCOUNT_REQUIRE_DATA();
+  // The cells of a 64×64 crop, on whole pixels. Their peak-one, summed Gaussian map (σ = 1, cut at 2σ) is
+  // exactly a 5×5 convolution of the dot image with the kernel exp(−(dx² + dy²)/2): a convex least-squares
+  // problem whose solution the optimizer must find from the real, overlapping point layout.
+  const auto ann = io::read_cvat_xml(test::data_dir() / "vgg-cells" / "annotations.xml");
+  const io::image_points* image = ann.find("image_001.tif");
+  REQUIRE(image != nullptr);
+  constexpr index_t side = 64, top = 96, left = 96;
+  std::vector<io::point> cells;
+  tensor64 dots = tensor64::zeros({1, 1, side, side});  // [N, C, H, W]
+  for (const auto& p : image->points) {
+    const double r = std::round(p.y) - top, c = std::round(p.x) - left;
+    if (r < 0 || c < 0 || r >= side || c >= side) continue;
+    cells.push_back(io::point{c, r, 0, -1, -1});
+    dots[static_cast<index_t>(r) * side + static_cast<index_t>(c)] += 1;
+  }
+  REQUIRE(cells.size() >= 8);
+  target::gaussian_options g;
+  g.sigma = 1.0, g.truncate = 2.0, g.norm = target::normalization::peak_one, g.combine = target::overlap::sum;
+  const auto density = target::gaussian_density(cells, side, side, g);  // [1, H, W]
+  tensor64 wanted({1, 1, side, side});
+  for (index_t i = 0; i < wanted.size(); ++i) wanted[i] = density.data()[i];
+
+  rng r(5);
+  ops::conv<2> same;
+  same.pad = {2, 2};
+  nn::conv2d<f64> layer(1, {5, 5}, same, true);
+  layer.build(dots.shape(), r);
+  nn::adam<f64> opt(nn::parameters_of(layer), {.lr = 0.05});
+  const nn::cosine_annealing_lr schedule{0.05, 150, 1e-4};
+  double first = 0, last = 0;
+  for (std::int64_t step = 0; step < 150; ++step) {
+    opt.set_learning_rate(schedule(step));
+    const auto loss = nn::mse_loss{}.evaluate(layer.forward(dots), wanted);
+    layer.backward(loss.gradient);
+    opt.step();
+    (step == 0 ? first : last) = loss.value;
+  }
+  CHECK(last < first * 1e-4);
+  for (index_t dy = 0; dy < 5; ++dy)
+    for (index_t dx = 0; dx < 5; ++dx) {
+      CAPTURE(dy);
+      CAPTURE(dx);
+      const double kernel = std::exp(-static_cast<double>((dy - 2) * (dy - 2) + (dx - 2) * (dx - 2)) / 2);
+      CHECK(layer.weight[dy * 5 + dx] == doctest::Approx(kernel).epsilon(1e-2).scale(0));
+    }
+  CHECK(std::abs(layer.bias[0]) < 1e-3);
 }
