@@ -110,7 +110,7 @@ class tensor {
 
   // Reallocates only when the element count changes; contents are then unspecified.
   void resize(const microcount::shape& s) {
-    if (s.size() != shape_.size() || data_.use_count() > 1) data_ = allocate(s.size());
+    if (!data_ || s.size() != shape_.size() || data_.use_count() > 1) data_ = allocate(s.size());
     shape_ = s;
   }
   // Same memory, new extents with the same element count.
@@ -122,7 +122,8 @@ class tensor {
   [[nodiscard]] T* data() { return data_.get(); }
   [[nodiscard]] const T* data() const { return data_.get(); }
   [[nodiscard]] const microcount::shape& shape() const { return shape_; }
-  [[nodiscard]] index_t size() const { return shape_.size(); }
+  // A default-constructed tensor holds nothing: size 0 and empty(), whatever its (rank-0) shape says.
+  [[nodiscard]] index_t size() const { return data_ ? shape_.size() : 0; }
   [[nodiscard]] int rank() const { return shape_.rank; }
   [[nodiscard]] index_t dim(int i) const { return shape_[i]; }
   [[nodiscard]] bool empty() const { return size() == 0; }
