@@ -95,24 +95,31 @@ inline float_batch lane_offsets() {
   return float_batch::load_unaligned(lanes.data());
 }
 
-// g[i] = gaussian_of(first + i) for i in [0, n): the column profile of one point.
-inline void gaussian_profile(float* g, float first, float neg_half_inv_var, std::int64_t n) {
-  constexpr auto width = static_cast<std::int64_t>(float_batch::size);
-  static const float_batch lanes = lane_offsets();
-  const float_batch k(neg_half_inv_var);
-  std::int64_t i = 0;
-  for (; i + width <= n; i += width)
-    gaussian_of(float_batch(first + static_cast<float>(i)) + lanes, k).store_unaligned(g + i);
-  for (; i < n; ++i) g[i] = gaussian_of(first + static_cast<float>(i), neg_half_inv_var);
+constexpr std::int64_t batch_width = static_cast<std::int64_t>(float_batch::size);
+
+// Room for a profile of n samples: whole batches, so profiles and rows need no scalar tail.
+inline std::size_t padded(std::int64_t n) {
+  return static_cast<std::size_t>((n + batch_width - 1) / batch_width * batch_width);
 }
 
-// out[i] = combine(out[i], a, g[i]) for i in [0, n).
+// g[i] = gaussian_of(first + i) for i in [0, n), and g[i] = 0 for i in [n, padded(n)): the profile of
+// one point along one axis. g must hold padded(n) floats.
+inline void gaussian_profile(float* g, float first, float neg_half_inv_var, std::int64_t n) {
+  static const float_batch lanes = lane_offsets();
+  const float_batch k(neg_half_inv_var);
+  for (std::int64_t i = 0; i < n; i += batch_width)
+    gaussian_of(float_batch(first + static_cast<float>(i)) + lanes, k).store_unaligned(g + i);
+  std::fill(g + n, g + padded(n), 0.0f);
+}
+
+// out[i] = combine(out[i], a, g[i]) for i in [0, n). `room` >= n is how many floats out may touch: past n,
+// g holds zeros, and combining a zero sample leaves a non-negative map unchanged (+0, or max with 0),
+// so the last partial batch runs as a whole batch whenever the row has room for it.
 template <class Combine>
-void combine_row(float* out, const float* g, float a, std::int64_t n, Combine combine) {
-  constexpr auto width = static_cast<std::int64_t>(float_batch::size);
+void combine_row(float* out, const float* g, float a, std::int64_t n, std::int64_t room, Combine combine) {
   const float_batch av(a);
   std::int64_t i = 0;
-  for (; i + width <= n; i += width)
+  for (; i + batch_width <= n || (i < n && i + batch_width <= room); i += batch_width)
     combine(float_batch::load_unaligned(out + i), av, float_batch::load_unaligned(g + i)).store_unaligned(out + i);
   for (; i < n; ++i) out[i] = combine(out[i], a, g[i]);
 }
@@ -142,7 +149,8 @@ inline void check_options(const gaussian_options& o, const char* where) {
 inline std::vector<splat> prepare_splats(const std::vector<io::point>& points, const std::vector<double>& sigmas,
                                          std::int64_t h, std::int64_t w, std::int64_t frames, const gaussian_options& o) {
   std::vector<splat> out(points.size());
-  const std::int64_t chunks = std::min<std::int64_t>(static_cast<std::int64_t>(points.size()), 64);
+  // Chunks of >= 512 points: a few hundred points are not worth waking other threads for.
+  const std::int64_t chunks = std::min<std::int64_t>((static_cast<std::int64_t>(points.size()) + 511) / 512, 64);
   parallel_for(0, chunks, [&](std::int64_t k) {
     std::vector<float> g;  // column profile scratch
     const std::size_t i0 = points.size() * static_cast<std::size_t>(k) / static_cast<std::size_t>(chunks);
@@ -162,13 +170,13 @@ inline std::vector<splat> prepare_splats(const std::vector<io::point>& points, c
       s.r1 = std::min<std::int64_t>(h - 1, static_cast<std::int64_t>(std::floor(p.y + half)));
       if (o.norm == normalization::unit_mass) {
         // The same float samples the rasterizer draws, summed in double.
-        g.resize(static_cast<std::size_t>(s.c1 - s.c0 + 1));
-        gaussian_profile(g.data(), static_cast<float>(static_cast<double>(s.c0) - p.x), s.neg_half_inv_var,
-                         s.c1 - s.c0 + 1);
+        const std::int64_t nc = s.c1 - s.c0 + 1, nr = s.r1 - s.r0 + 1;
+        g.resize(padded(std::max(nc, nr)));
         double sx = 0, sy = 0;
-        for (float v : g) sx += v;
-        for (std::int64_t r = s.r0; r <= s.r1; ++r)
-          sy += gaussian_of(static_cast<float>(static_cast<double>(r) - p.y), s.neg_half_inv_var);
+        gaussian_profile(g.data(), static_cast<float>(static_cast<double>(s.c0) - p.x), s.neg_half_inv_var, nc);
+        for (std::int64_t k = 0; k < nc; ++k) sx += g[static_cast<std::size_t>(k)];
+        gaussian_profile(g.data(), static_cast<float>(static_cast<double>(s.r0) - p.y), s.neg_half_inv_var, nr);
+        for (std::int64_t k = 0; k < nr; ++k) sy += g[static_cast<std::size_t>(k)];
         s.amplitude = static_cast<float>(1.0 / (sx * sy));
       }
       out[i] = s;
@@ -177,42 +185,47 @@ inline std::vector<splat> prepare_splats(const std::vector<io::point>& points, c
   return out;
 }
 
-// Draws every splat into out [planes, H, W] (zeroed here).
+// Draws every splat into out [planes, H, W]. Each task zeroes one band of 16 rows of one plane and draws
+// the splats that meet it (while the band is in cache); bands run in parallel.
 inline void rasterize(float* out, std::int64_t planes, std::int64_t h, std::int64_t w, const std::vector<splat>& splats,
                       bool take_max) {
-  const std::int64_t plane_size = h * w;
-  parallel_for(0, planes, [&](std::int64_t p) { std::fill(out + p * plane_size, out + (p + 1) * plane_size, 0.0f); });
-  if (splats.empty() || plane_size == 0) return;
+  if (planes * h * w == 0) return;
   constexpr std::int64_t band = 16;  // rows per task
   const std::int64_t bands = (h + band - 1) / band;
   std::vector<std::vector<std::uint32_t>> bucket(static_cast<std::size_t>(planes * bands));  // [planes·bands]: splat ids
+  double work = static_cast<double>(planes * h * w);  // pixels zeroed + pixels drawn
   for (std::size_t i = 0; i < splats.size(); ++i) {
     const auto& s = splats[i];
     for (std::int64_t b = s.r0 / band; b <= s.r1 / band; ++b)
       bucket[static_cast<std::size_t>(s.plane * bands + b)].push_back(static_cast<std::uint32_t>(i));
+    work += static_cast<double>((s.r1 - s.r0 + 1) * (s.c1 - s.c0 + 1));
   }
-  std::vector<std::int64_t> tasks;
-  for (std::size_t t = 0; t < bucket.size(); ++t)
-    if (!bucket[t].empty()) tasks.push_back(static_cast<std::int64_t>(t));
-  parallel_for(0, static_cast<std::int64_t>(tasks.size()), [&](std::int64_t k) {
-    const std::int64_t task = tasks[static_cast<std::size_t>(k)];
+  const auto tasks = static_cast<std::int64_t>(bucket.size());
+  // Small maps (a 256×256 image) are faster on one thread than the cost of waking the others.
+  const std::int64_t min_per_thread = work < static_cast<double>(1 << 20) ? tasks : 1;
+  parallel_for(0, tasks, [&](std::int64_t task) {
     const std::int64_t plane = task / bands, b = task % bands;
     const std::int64_t band_lo = b * band, band_hi = std::min(h - 1, band_lo + band - 1);
-    std::vector<float> g(static_cast<std::size_t>(w));  // column profile
-    for (std::uint32_t id : bucket[static_cast<std::size_t>(task)]) {
+    float* const plane_data = out + plane * h * w;
+    std::fill(plane_data + band_lo * w, plane_data + (band_hi + 1) * w, 0.0f);
+    const auto& ids = bucket[static_cast<std::size_t>(task)];
+    if (ids.empty()) return;
+    std::vector<float> gx(padded(w)), gy(padded(h));  // column and row profiles of one point
+    for (std::uint32_t id : ids) {
       const auto& s = splats[id];
       const std::int64_t n = s.c1 - s.c0 + 1;
-      gaussian_profile(g.data(), static_cast<float>(static_cast<double>(s.c0) - s.x), s.neg_half_inv_var, n);
+      gaussian_profile(gx.data(), static_cast<float>(static_cast<double>(s.c0) - s.x), s.neg_half_inv_var, n);
+      gaussian_profile(gy.data(), static_cast<float>(static_cast<double>(s.r0) - s.y), s.neg_half_inv_var, s.r1 - s.r0 + 1);
       for (std::int64_t r = std::max(s.r0, band_lo); r <= std::min(s.r1, band_hi); ++r) {
-        const float a = s.amplitude * gaussian_of(static_cast<float>(static_cast<double>(r) - s.y), s.neg_half_inv_var);
-        float* row = out + plane * plane_size + r * w + s.c0;
+        const float a = s.amplitude * gy[static_cast<std::size_t>(r - s.r0)];
+        float* row = plane_data + r * w + s.c0;
         if (take_max)
-          combine_row(row, g.data(), a, n, max_scaled{});
+          combine_row(row, gx.data(), a, n, w - s.c0, max_scaled{});
         else
-          combine_row(row, g.data(), a, n, add_scaled{});
+          combine_row(row, gx.data(), a, n, w - s.c0, add_scaled{});
       }
     }
-  });
+  }, min_per_thread);
 }
 
 }  // namespace detail
