@@ -95,20 +95,25 @@ template <class B>
 struct checkpoint_state {
   std::vector<checkpoint_entry<B>> entries;
   std::vector<std::pair<std::string, std::int64_t*>> counters;  // optimizer step counts and the like
+  std::vector<std::pair<std::string, double*>> reals;           // schedule state (learning rate, best…)
 
   template <class Model>
   void add_model(Model& m) {
     m.for_each_parameter([&](const auto& p) { entries.push_back({"parameter", p.name, p.value}); });
     m.for_each_buffer([&](std::string_view name, tensor<float, B>& t) { entries.push_back({"buffer", std::string(name), &t}); });
   }
-  // Optimizers visit (name, tensor&) for moments and (name, std::int64_t&) for counters.
-  template <class Optimizer>
-  void add_optimizer(Optimizer& o) {
+  // Optimizers and schedules visit (name, tensor&) for moments, (name, std::int64_t&) for counters and
+  // (name, double&) for real-valued state. `prefix` keeps several of them apart ("opt.", "sched.").
+  template <class Stateful>
+  void add_optimizer(Stateful& o, const std::string& prefix = "") {
     o.for_each_state([&](std::string_view name, auto& v) {
-      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(v)>, std::int64_t>)
-        counters.emplace_back(std::string(name), &v);
+      using V = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<V, std::int64_t>)
+        counters.emplace_back(prefix + std::string(name), &v);
+      else if constexpr (std::is_same_v<V, double>)
+        reals.emplace_back(prefix + std::string(name), &v);
       else
-        entries.push_back({"optimizer", std::string(name), &v});
+        entries.push_back({"optimizer", prefix + std::string(name), &v});
     });
   }
 
@@ -134,6 +139,7 @@ template <class B>
 nlohmann::json counters_json(const checkpoint_state<B>& state) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [name, v] : state.counters) j[name] = *v;
+  for (const auto& [name, v] : state.reals) j[name] = *v;
   return j;
 }
 
@@ -279,6 +285,8 @@ struct checkpoint_file {
     const auto counters = header.value("counters", nlohmann::json::object());
     for (auto& [name, v] : state.counters)
       if (counters.contains(name)) *v = counters.at(name).template get<std::int64_t>();
+    for (auto& [name, v] : state.reals)
+      if (counters.contains(name) && counters.at(name).is_number()) *v = counters.at(name).template get<double>();
     return h;
   }
 };

@@ -1,0 +1,94 @@
+// microcount bench: the reference counting U-Net (../shared/bench/README.md) timed for inference and for a
+// full training step (forward, MSE, backward, Adam), printed as one JSON line comparable with
+// peer_unet_torch.py's.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "microcount/backends/cpu.hpp"
+#include "microcount/core/parallel.hpp"
+#include "microcount/nn/loss.hpp"
+#include "microcount/nn/models/unet.hpp"
+#include "microcount/nn/optim.hpp"
+
+namespace microcount::cli {
+namespace {
+
+using reference_unet = nn::unet2d<nn::norm::batch, nn::up::transposed, 3>;
+
+template <class B>
+nlohmann::json run_bench(index_t batch, index_t size, int iters) {
+  using clock = std::chrono::steady_clock;
+  rng r(0);
+  auto net = reference_unet::make<B>({});
+  const shape in{batch, 1, size, size};
+  net.build(in, r);
+  tensor<float, B> x(in), y(in);
+  for (index_t i = 0; i < x.size(); ++i) {
+    x[i] = static_cast<float>(r.normal());
+    y[i] = static_cast<float>(r.uniform());
+  }
+  auto seconds_per = [&](auto&& body) {
+    body();  // warm-up
+    const auto t0 = clock::now();
+    for (int i = 0; i < iters; ++i) body();
+    return std::chrono::duration<double>(clock::now() - t0).count() / iters;
+  };
+
+  net.set_mode(nn::mode::evaluation);
+  const double infer = seconds_per([&] { auto out = net.forward(x); });
+
+  net.set_mode(nn::mode::training);
+  nn::adam<B> opt(nn::parameters_of(net), {.lr = 1e-3});
+  nn::mse_loss mse;
+  const double train = seconds_per([&] {
+    auto out = net.forward(x);
+    auto loss = mse.evaluate(out, y);
+    net.backward(loss.gradient);
+    opt.step();
+  });
+
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return {{"params", nn::parameter_count(net)},
+          {"backend", B::name},
+          {"threads", max_threads()},
+          {"batch", batch},
+          {"size", size},
+          {"iters", iters},
+          {"infer_images_per_s", std::round(100.0 * batch / infer) / 100.0},
+          {"train_steps_per_s", std::round(1000.0 / train) / 1000.0},
+          {"train_images_per_s", std::round(100.0 * batch / train) / 100.0},
+          {"peak_rss_mb", usage.ru_maxrss / 1024}};
+}
+
+int bench(const std::vector<std::string>& args) {
+  const arguments a(args);
+  a.allow_only({"threads", "batch", "size", "iters", "backend"});
+  const auto threads = a.integer("threads", 2), batch = a.integer("batch", 8), size = a.integer("size", 256);
+  const auto iters = a.integer("iters", 5);
+  const std::string backend = a.get("backend", "cpu");
+  require(threads >= 1 && batch >= 1 && iters >= 1, "microcount bench", "--threads, --batch and --iters must be positive");
+  require(size >= 8 && size % 8 == 0, "microcount bench", "--size must be a multiple of 8 (three 2x2 poolings)");
+  set_threads(static_cast<int>(threads));
+  nlohmann::json out;
+  if (backend == "cpu") out = run_bench<backend::cpu>(batch, size, static_cast<int>(iters));
+  else if (backend == "reference") out = run_bench<backend::reference>(batch, size, static_cast<int>(iters));
+  else throw error("microcount bench", "unknown --backend '" + backend + "' (cpu, reference)");
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+const register_command reg{{"bench", "time the reference U-Net: inference and a training step (JSON)",
+                            "usage: microcount bench [--threads 2] [--batch 8] [--size 256] [--iters 5] [--backend cpu|reference]\n"
+                            "Builds the reference counting U-Net of ../shared/bench/README.md (482,449 parameters), times\n"
+                            "inference (batch norm in evaluation mode) and a training step (forward, MSE, backward, Adam)\n"
+                            "after one warm-up each, and prints one JSON line comparable with peer_unet_torch.py.",
+                            bench}};
+
+}  // namespace
+}  // namespace microcount::cli
