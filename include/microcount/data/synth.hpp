@@ -8,7 +8,9 @@
 // The expected photon image = uneven background + objects, blurred by the optics (Gaussian PSF); the
 // camera then records Poisson(photons) · gain + offset + Gaussian read noise, rounded and clipped to
 // the output type. Everything random comes from microcount::rng, so the same options (seed included)
-// give the same bytes.
+// give the same bytes (with the same build: std::exp and friends may differ in the last bit between C
+// libraries). write_synthetic_dataset puts it on disk as the vgg-cells folder is laid out: image_001.tif …
+// and a CVAT for Images 1.1 annotations.xml.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -25,7 +27,9 @@
 #include "microcount/core/parallel.hpp"
 #include "microcount/core/rng.hpp"
 #include "microcount/io/annotations.hpp"
+#include "microcount/io/cvat_xml.hpp"
 #include "microcount/io/image.hpp"
+#include "microcount/io/tiff.hpp"
 
 namespace microcount::data {
 
@@ -329,6 +333,27 @@ inline synthetic_dataset make_synthetic_dataset(const synth_options& options) {
     a.images.push_back(std::move(im));
   }
   return out;
+}
+
+// Writes every image as `<name>` (TIFF of the data set's type) and then `annotations.xml` (CVAT for
+// Images 1.1) into `dir`, creating it. Each file is written atomically and the annotations come last,
+// so an interrupted run never leaves an annotations.xml that names missing images.
+inline void write_synthetic_dataset(const std::filesystem::path& dir, const synthetic_dataset& dataset) {
+  if (dataset.images.size() != dataset.annotations.images.size())
+    throw error(dir.string(), "synthetic data set holds " + std::to_string(dataset.images.size()) + " images but " +
+                                  std::to_string(dataset.annotations.images.size()) + " annotated images");
+  parallel_for(0, static_cast<std::int64_t>(dataset.images.size()), [&](std::int64_t i) {
+    const auto& image = dataset.images[static_cast<std::size_t>(i)];
+    io::write_tiff(dir / dataset.annotations.images[static_cast<std::size_t>(i)].name, image, image.source_dtype);
+  });
+  io::write_cvat_images(dir / "annotations.xml", dataset.annotations);
+}
+
+// Generates the data set, writes it into `dir` and returns it.
+inline synthetic_dataset write_synthetic_dataset(const std::filesystem::path& dir, const synth_options& options) {
+  synthetic_dataset dataset = make_synthetic_dataset(options);
+  write_synthetic_dataset(dir, dataset);
+  return dataset;
 }
 
 }  // namespace microcount::data
