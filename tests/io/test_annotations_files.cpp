@@ -10,6 +10,8 @@
 
 #include "microcount/io/annotation_files.hpp"
 #include "microcount/io/dot_image.hpp"
+#include "microcount/io/png.hpp"
+#include "microcount/io/tiff.hpp"
 #include "test_annotations_support.hpp"
 
 using namespace microcount;
@@ -53,7 +55,10 @@ TEST_CASE("annotation files: folders — CVAT annotations.xml, napari CSVs besid
     CAPTURE(im.name);
     CHECK(fs::exists(d / "mbm" / im.name));  // named after the image beside the CSV
     CHECK(fs::path(im.name).extension() == ".tif");
+    CHECK(im.width == 600);  // from the TIFF's headers
+    CHECK(im.height == 600);
   }
+  CHECK(io::validate(mbm).empty());
   test::check_error([&] { io::read_annotations(d / "formats" / "cvat"); },
                     {"cvat", "mixes cvat_images", "cvat_video (datumaro_video.xml)"});
   test::check_error([&] { io::read_annotations(d / "formats"); }, {"no annotation files"});
@@ -64,7 +69,9 @@ TEST_CASE("annotation files: ExoDeepFinder training folder, <movie>_objl.xml bes
   const auto dir = test::scratch("edf_folder");
   test::write_fixture(dir, "movie1.h5", "not really h5");
   test::write_fixture(dir, "movie1_objl.xml", "<objlist><object tomo_idx=\"0\" class_label=\"1\" x=\"1\" y=\"2\" z=\"3\"/></objlist>");
-  test::write_fixture(dir, "movie2.tif", "not really tiff");
+  io::image movie2;
+  movie2.pixels = xt::zeros<float>({std::size_t{6}, std::size_t{1}, std::size_t{24}, std::size_t{40}});  // [F, C, H, W]
+  io::write_tiff(dir / "movie2.tif", movie2, io::dtype::uint8);
   test::write_fixture(dir, "movie2.xml",
                       "<objlist><object tomo_idx=\"0\" class_label=\"2\" x=\"1\" y=\"2\" z=\"3\"/>"
                       "<object tomo_idx=\"0\" class_label=\"1\" x=\"1\" y=\"2\" z=\"4\"/></objlist>");
@@ -75,6 +82,20 @@ TEST_CASE("annotation files: ExoDeepFinder training folder, <movie>_objl.xml bes
   CHECK(ann.images[1].name == "movie2.tif");
   CHECK(ann.labels == std::vector<std::string>{"1", "2"});
   CHECK(ann.points_per_label() == std::map<std::string, std::size_t>{{"1", 2}, {"2", 1}});
+  // Sizes come from the TIFF beside the list (headers only); an .h5 movie leaves them unknown.
+  CHECK(ann.images[1].width == 40);
+  CHECK(ann.images[1].height == 24);
+  CHECK(ann.images[1].frames == 6);
+  CHECK(ann.images[0].width == 0);
+  CHECK(io::validate(ann).empty());
+  test::write_fixture(dir, "movie2.xml", "<objlist><object class_label=\"1\" x=\"40\" y=\"2\" z=\"6\"/></objlist>");
+  const auto outside = io::validate(io::read_annotations(dir / "movie2.xml"));
+  REQUIRE(outside.size() == 2);
+  CHECK(outside[0].find("outside the 40x24 image") != std::string::npos);
+  CHECK(outside[1].find("frame past the last of 6 frames") != std::string::npos);
+  test::write_fixture(dir, "movie2.tif", "not really a tiff");
+  test::check_error([&] { io::read_annotations(dir); }, {"movie2.tif"});
+  fs::remove(dir / "movie2.tif");
   test::write_fixture(dir, "notes.csv", "what,ever\n1,2\n");
   test::check_error([&] { io::read_annotations(dir); }, {"notes.csv", "not a known annotation format"});
   test::write_fixture(dir, "notes.csv", "");
@@ -203,6 +224,46 @@ TEST_CASE("dot images: multi-channel, value map, frames, bad pixels") {
   grey.pixels(0, 0, 0, 0) = 0;
   test::check_error([&] { io::points_from_dot_image(grey, {}, "g.tif"); }, {"g.tif", "more than 2 points"});
   limits().max_points = saved;
+}
+
+TEST_CASE("dot images from files: TIFF (frames, classes by value) and PNG (RGBA: alpha dropped)") {
+  const auto dir = test::scratch("dot_files");
+  io::image movie;
+  movie.pixels = xt::zeros<float>({std::size_t{3}, std::size_t{1}, std::size_t{16}, std::size_t{20}});  // [F, C, H, W]
+  movie.pixels(0, 0, 2, 3) = 1;
+  movie.pixels(2, 0, 15, 19) = 2;
+  movie.pixels(2, 0, 0, 0) = 1;
+  io::write_tiff(dir / "dots.tif", movie, io::dtype::uint16);
+  const auto tif = io::read_annotations(dir / "dots.tif");
+  CHECK(tif.format == "dot_image");
+  REQUIRE(tif.images.size() == 1);
+  CHECK(tif.images[0].name == "dots.tif");
+  CHECK(tif.images[0].frames == 3);
+  CHECK(tif.images[0].width == 20);
+  REQUIRE(tif.total_points() == 3);
+  CHECK((tif.images[0].points[1].x == 0 && tif.images[0].points[1].y == 0 && tif.images[0].points[1].frame == 2));
+  CHECK((tif.images[0].points[2].x == 19 && tif.images[0].points[2].y == 15));
+  io::dot_image_options classes;
+  classes.value_labels = {{1, "spot"}, {2, "event"}};
+  const auto by_value = io::read_dot_image(dir / "dots.tif", classes);
+  CHECK(by_value.points_per_label() == std::map<std::string, std::size_t>{{"event", 1}, {"spot", 2}});
+
+  xt::xtensor<std::uint8_t, 3> rgba = xt::zeros<std::uint8_t>({std::size_t{8}, std::size_t{10}, std::size_t{4}});  // [H, W, C]
+  for (std::size_t y = 0; y < 8; ++y)
+    for (std::size_t x = 0; x < 10; ++x) rgba(y, x, 3) = 255;  // opaque everywhere
+  rgba(1, 2, 0) = 255;  // a red dot
+  rgba(5, 7, 2) = 200;  // a blue dot
+  io::write_png(dir / "dots.png", rgba);
+  const auto png = io::read_annotations(dir / "dots.png");
+  CHECK(png.format == "dot_image");
+  CHECK(png.labels == std::vector<std::string>{"0", "1", "2"});
+  REQUIRE(png.total_points() == 2);
+  CHECK((png.images[0].points[0].x == 2 && png.images[0].points[0].y == 1 && png.labels[png.images[0].points[0].label] == "0"));
+  CHECK((png.images[0].points[1].x == 7 && png.images[0].points[1].y == 5 && png.labels[png.images[0].points[1].label] == "2"));
+  test::write_fixture(dir, "cut.png", std::string("\x89PNG\r\n\x1a\n", 8) + "garbage");
+  test::check_error([&] { io::read_annotations(dir / "cut.png"); }, {"cut.png"});
+  test::write_fixture(dir, "cut.tif", std::string("II*\0", 4) + "garbage");
+  test::check_error([&] { io::read_annotations(dir / "cut.tif"); }, {"cut.tif"});
 }
 
 TEST_CASE("validate: outside points, frames past the end, nameless labels, duplicate images") {

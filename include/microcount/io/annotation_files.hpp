@@ -12,9 +12,12 @@
 //   <stem>.csv beside <stem>.tif        -> one napari CSV per image, named after the image beside it
 //   <movie>.xml|.csv or <movie>_objl.xml|.csv beside <movie>.tif|.h5 -> one object list per movie
 // Every .xml/.csv file of the folder is read (an annotation file with no image beside it names the
-// image "<stem>.tif"); files of different formats in one folder are an error.
+// image "<stem>.tif"); files of different formats in one folder are an error. For the per-image
+// formats (napari, object lists) the width, height and frame count come from the TIFF beside the file
+// (its headers only), so validate() can check the points against them.
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -31,6 +34,7 @@
 #include "microcount/io/napari_csv.hpp"
 #include "microcount/io/objlist.hpp"
 #include "microcount/io/points_csv.hpp"
+#include "microcount/io/tiff.hpp"
 
 namespace microcount::io {
 
@@ -163,15 +167,40 @@ inline std::string image_beside(const std::filesystem::path& file, const std::ma
   return movie + ".tif";
 }
 
+// The first bytes of a file (enough for a TIFF or PNG signature).
+inline std::string file_head(const std::filesystem::path& file) {
+  std::string head(8, '\0');
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (!f) return {};
+  head.resize(std::fread(head.data(), 1, head.size(), f));
+  std::fclose(f);
+  return head;
+}
+
+// Per-image formats do not state the image size: take it from the TIFF beside the annotation file
+// (headers only), so validate() can check the points. A TIFF that cannot be read is an error naming it.
+inline void sizes_from_tiff(annotations& ann, const std::filesystem::path& image) {
+  const std::string ext = lower(image.extension().string());
+  std::error_code ec;
+  if ((ext != ".tif" && ext != ".tiff") || !std::filesystem::is_regular_file(image, ec)) return;
+  const tiff_info info = read_tiff_info(image);
+  for (auto& im : ann.images) {
+    if (im.width == 0) im.width = static_cast<std::int64_t>(info.width);
+    if (im.height == 0) im.height = static_cast<std::int64_t>(info.height);
+    if (im.frames == 0 && info.frames > 1) im.frames = static_cast<std::int64_t>(info.frames);
+  }
+}
+
 inline annotations read_file(const std::filesystem::path& file, const std::string& image_name) {
-  const std::string text = read_text(file);
   const std::string where = file.string();
+  if (is_raster(file_head(file))) return read_dot_image(file);
+  const std::string text = read_text(file);
   const std::string format = detect(text, where);
-  if (format == "dot_image") throw error(where, "dot images cannot be read yet (TIFF/PNG reader pending)");
   annotations ann = parse(text, format, where, image_name);
+  const bool per_image = format == "napari_csv" || format == "objlist_xml" || format == "objlist_csv";
   // A per-movie object list holding one movie is named after the movie beside it.
-  if ((format == "objlist_xml" || format == "objlist_csv") && !image_name.empty() && ann.images.size() == 1)
-    ann.images[0].name = image_name;
+  if (per_image && format != "napari_csv" && ann.images.size() == 1) ann.images[0].name = image_name;
+  if (per_image && ann.images.size() == 1) sizes_from_tiff(ann, file.parent_path() / image_name);
   return ann;
 }
 

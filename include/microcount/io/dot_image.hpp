@@ -7,8 +7,12 @@
 //   - several channels: channel c gives label c (named channel_labels[c], or "c" when not given);
 //   - several frames: point::frame = the frame index; a single frame gives still-image points (-1).
 // A pixel holding 2 (two objects on one pixel in some dot-image sets) is still one point here.
+// Files: read_dot_image reads a TIFF (any layout read_tiff knows) or a PNG; a PNG's alpha channel is
+// dropped (it is opacity, not a class), so an RGBA dot picture has the three colour channels.
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -17,6 +21,8 @@
 #include "microcount/io/annotation_common.hpp"
 #include "microcount/io/annotations.hpp"
 #include "microcount/io/image.hpp"
+#include "microcount/io/png.hpp"
+#include "microcount/io/tiff.hpp"
 
 namespace microcount::io {
 
@@ -78,6 +84,33 @@ inline annotations points_from_dot_image(const image& dots, const dot_image_opti
         }
   ann.images.push_back(std::move(im));
   return ann;
+}
+
+// Reads a dot image from a TIFF or PNG file (told apart by their signatures). Unless options name it,
+// the image is named after the file ("image_001.tif").
+inline annotations read_dot_image(const std::filesystem::path& path, dot_image_options options = {}) {
+  const std::string where = path.string();
+  unsigned char signature[8] = {0};
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw error(where, "cannot open");
+    const std::size_t n = std::fread(signature, 1, sizeof signature, f);
+    std::fclose(f);
+    if (n < 4) throw error(where, "too short to be a TIFF or PNG dot image");
+  }
+  if (options.image_name == dot_image_options{}.image_name) options.image_name = path.filename().string();
+  const bool png = signature[0] == 0x89 && signature[1] == 'P' && signature[2] == 'N' && signature[3] == 'G';
+  if (!png) return points_from_dot_image(read_tiff(path), options, where);
+  const xt::xtensor<std::uint8_t, 3> rgba = read_png(path);  // [H, W, C]
+  const std::size_t height = rgba.shape()[0], width = rgba.shape()[1], stored = rgba.shape()[2];
+  const std::size_t channels = stored == 2 || stored == 4 ? stored - 1 : stored;  // without alpha
+  image dots;
+  dots.source_dtype = dtype::uint8;
+  dots.pixels = xt::xtensor<float, 4>::from_shape({1, channels, height, width});  // [F, C, H, W]
+  for (std::size_t c = 0; c < channels; ++c)
+    for (std::size_t y = 0; y < height; ++y)
+      for (std::size_t x = 0; x < width; ++x) dots.pixels(0, c, y, x) = rgba(y, x, c);
+  return points_from_dot_image(dots, options, where);
 }
 
 }  // namespace microcount::io
