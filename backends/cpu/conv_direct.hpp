@@ -248,8 +248,14 @@ void accumulate_weight_block(const float* xs, const band_layout& L, const float*
       }
     }
   }
+  constexpr int count = OCB * taps;
+  batch rows[count];
   for (int o = 0; o < OCB; ++o)
-    for (int t = 0; t < taps; ++t) dw[o * dw_channel + t] += static_cast<double>(xsimd::hadd(acc[o][t]));
+    for (int t = 0; t < taps; ++t) rows[o * taps + t] = acc[o][t];
+  float sums[count];
+  horizontal_sums(rows, count, sums);
+  for (int o = 0; o < OCB; ++o)
+    for (int t = 0; t < taps; ++t) dw[o * dw_channel + t] += static_cast<double>(sums[o * taps + t]);
 }
 
 // Whether the direct backward-weights path covers g: unit stride, 3 kernel columns without dilation,

@@ -70,8 +70,71 @@ void for_each_column_run(const conv_geometry& g, index_t p0, index_t p1, F&& f) 
       }
 }
 
+// Kernel == stride, no padding, exact cover (2×2 stride 2): every input row segment splits into KW
+// interleaved column rows. Visits f(channel, (kd, kh) index, column, input offset of the segment, count)
+// per output row segment of [p0, p1); the segment's input is KW·count contiguous floats.
+template <class F>
+void for_each_tile_segment(const conv_geometry& g, index_t p0, index_t p1, F&& f) {
+  const index_t oh = g.out[1], ow = g.out[2];
+  for (index_t c = 0; c < g.ic; ++c)
+    for (index_t kd = 0; kd < g.k[0]; ++kd)
+      for (index_t kh = 0; kh < g.k[1]; ++kh)
+        for (index_t p = p0; p < p1;) {
+          const index_t row = p / ow, o_w = p % ow;
+          const index_t end = std::min(p1, p - o_w + ow);
+          const index_t id = (row / oh) * g.k[0] + kd, ih = (row % oh) * g.k[1] + kh;
+          f(c, kd * g.k[1] + kh, p - p0, c * g.in_size() + (id * g.in[1] + ih) * g.in[2] + o_w * g.k[2], end - p);
+          p = end;
+        }
+}
+
+// im2col for an exactly tiled geometry: deinterleaves contiguous input segments (vectorisable).
+inline void gather_tiles(const conv_geometry& g, const float* x_img, index_t p0, index_t p1, float* col, index_t ld) {
+  const index_t kw = g.k[2], taps = g.taps();
+  for_each_tile_segment(g, p0, p1, [&](index_t c, index_t row_tap, index_t j, index_t source, index_t count) {
+    const float* s = x_img + source;
+    float* d = col + (c * taps + row_tap * kw) * ld + j;
+    if (kw == 2) {
+      float* d1 = d + ld;
+      for (index_t i = 0; i < count; ++i) {
+        d[i] = s[2 * i];
+        d1[i] = s[2 * i + 1];
+      }
+    } else {
+      for (index_t t = 0; t < kw; ++t)
+        for (index_t i = 0; i < count; ++i) d[t * ld + i] = s[i * kw + t];
+    }
+  });
+}
+
+// col2im for an exactly tiled geometry: interleaves the column rows into contiguous input segments,
+// adding bias[channel] when given.
+inline void scatter_tiles(const conv_geometry& g, const float* col, index_t ld, index_t p0, index_t p1, float* dx_img,
+                          const float* bias) {
+  const index_t kw = g.k[2], taps = g.taps();
+  for_each_tile_segment(g, p0, p1, [&](index_t c, index_t row_tap, index_t j, index_t source, index_t count) {
+    float* d = dx_img + source;
+    const float* s = col + (c * taps + row_tap * kw) * ld + j;
+    const float b = bias ? bias[c] : 0.0f;
+    if (kw == 2) {
+      const float* s1 = s + ld;
+      for (index_t i = 0; i < count; ++i) {
+        d[2 * i] = s[i] + b;
+        d[2 * i + 1] = s1[i] + b;
+      }
+    } else {
+      for (index_t t = 0; t < kw; ++t)
+        for (index_t i = 0; i < count; ++i) d[i * kw + t] = s[t * ld + i] + b;
+    }
+  });
+}
+
 // col [IC·taps][ld]: column j holds the input patch of output position p0 + j (zeros for padding).
 inline void im2col(const conv_geometry& g, const float* x_img, index_t p0, index_t p1, float* col, index_t ld) {
+  if (g.tiles_input_exactly()) {
+    gather_tiles(g, x_img, p0, p1, col, ld);
+    return;
+  }
   const index_t taps = g.taps();
   for (index_t c = 0; c < g.ic; ++c) {
     const float* src = x_img + c * g.in_size();
@@ -92,8 +155,8 @@ inline void im2col(const conv_geometry& g, const float* x_img, index_t p0, index
   }
 }
 
-// dx_img [IC, in...] += col (or = col when `assign`: every input position is written exactly once).
-inline void col2im(const conv_geometry& g, const float* col, index_t ld, index_t p0, index_t p1, float* dx_img, bool assign) {
+// dx_img [IC, in...] += col.
+inline void col2im(const conv_geometry& g, const float* col, index_t ld, index_t p0, index_t p1, float* dx_img) {
   const index_t taps = g.taps();
   for (index_t c = 0; c < g.ic; ++c) {
     float* dst = dx_img + c * g.in_size();
@@ -102,11 +165,7 @@ inline void col2im(const conv_geometry& g, const float* col, index_t ld, index_t
       if (source < 0) return;
       const float* s = base + tap * ld + j;
       float* d = dst + source;
-      if (assign) {
-        for (index_t i = 0; i < count; ++i) d[i * step] = s[i];
-      } else {
-        for (index_t i = 0; i < count; ++i) d[i * step] += s[i];
-      }
+      for (index_t i = 0; i < count; ++i) d[i * step] += s[i];
     });
   }
 }
@@ -186,9 +245,7 @@ inline void gemm_backward_data(const conv_geometry& g, const float* dy, const fl
       float* col = thread_scratch(task_slot, k * count);
       matrix_map C(col, k, count, Eigen::OuterStride<>(count));
       C.noalias() = W.transpose() * DY;
-      if (bias)
-        for (index_t c = 0; c < g.ic; ++c) C.middleRows(c * g.taps(), g.taps()).array() += bias[c];
-      col2im(g, col, count, p0, p1, dx_img, true);
+      scatter_tiles(g, col, count, p0, p1, dx_img, bias);
     });
     return;
   }
@@ -202,7 +259,7 @@ inline void gemm_backward_data(const conv_geometry& g, const float* dy, const fl
       const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));
       matrix_map C(col, k, count, Eigen::OuterStride<>(count));
       C.noalias() = W.transpose() * DY;
-      col2im(g, col, count, p0, p1, dx_img, false);
+      col2im(g, col, count, p0, p1, dx_img);
     }
     add_bias(dx_img, 0, in);
   });

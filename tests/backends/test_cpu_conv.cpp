@@ -356,3 +356,23 @@ TEST_CASE("cpu conv: mismatched views are readable errors") {
                                         tensor_view<const float, 4>::contiguous(w.data(), {4, 3, 3, 3}), strided),
                        doctest::Contains("contiguous"), error);
 }
+
+TEST_CASE("cpu conv: horizontal sums of SIMD accumulators (the AVX-512 transposing tree) are exact") {
+  using cpu_detail::batch;
+  for (int count : {1, 5, 16, 17, 27, 40}) {
+    std::vector<batch> rows(static_cast<std::size_t>(count));
+    std::vector<float> want(rows.size());
+    for (int i = 0; i < count; ++i) {
+      alignas(64) float lanes[batch::size];
+      want[static_cast<std::size_t>(i)] = 0;
+      for (std::size_t j = 0; j < batch::size; ++j) {  // small integers: every sum order is exact
+        lanes[j] = static_cast<float>(i * 100 + static_cast<int>(j));
+        want[static_cast<std::size_t>(i)] += lanes[j];
+      }
+      rows[static_cast<std::size_t>(i)] = batch::load_aligned(lanes);
+    }
+    std::vector<float> got(rows.size(), NAN);
+    cpu_detail::horizontal_sums(rows.data(), count, got.data());
+    CHECK(got == want);
+  }
+}
