@@ -170,11 +170,26 @@ inline void col2im(const conv_geometry& g, const float* col, index_t ld, index_t
   }
 }
 
-// Output positions per chunk: the [IC·taps × chunk] column block stays around 512 KiB.
+// Output positions per chunk: the [IC·taps × chunk] column block stays around 512 KiB, and a small batch
+// still makes at least 4 tasks when there are enough positions.
 inline index_t gemm_chunk(const conv_geometry& g) {
   const index_t budget = (512 * 1024) / static_cast<index_t>(sizeof(float));
-  const index_t chunk = round_up(std::max<index_t>(lanes, budget / std::max<index_t>(1, g.ic * g.taps())), lanes);
+  index_t chunk = round_up(std::max<index_t>(lanes, budget / std::max<index_t>(1, g.ic * g.taps())), lanes);
+  if (g.n < 4) chunk = std::min(chunk, round_up(ceil_div(g.out_size(), ceil_div(4, std::max<index_t>(g.n, 1))), lanes));
   return std::min(chunk, std::max<index_t>(g.out_size(), 1));
+}
+
+// parallel_for over GEMM tasks. A single task still runs inside a parallel region, so Eigen never starts
+// threads of its own: its split of one product depends on the thread count, and so would the bits.
+template <class F>
+void parallel_gemm_tasks(index_t tasks, F&& f) {
+  if (tasks == 1) {
+    parallel_for(0, 2, [&](std::int64_t t) {
+      if (t == 0) f(std::int64_t{0});
+    });
+    return;
+  }
+  parallel_for(0, tasks, f);
 }
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -188,7 +203,7 @@ inline void gemm_forward(const conv_geometry& g, const float* x, const float* w,
   const bool finish = bias || (epi && (epi->transforms() || stats));
   statistics_partials partials(tasks, g.oc, stats);
   const const_matrix_map W(w, g.oc, k, Eigen::OuterStride<>(k));  // [OC, IC·taps]
-  parallel_for(0, tasks, [&](std::int64_t t) {
+  parallel_gemm_tasks(tasks, [&](std::int64_t t) {
     const index_t n = t / chunks, p0 = (t % chunks) * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
     const float* x_img = x + n * g.ic * g.in_size();
     float* y_img = y + n * g.oc * out;
@@ -232,7 +247,7 @@ inline void gemm_backward_data(const conv_geometry& g, const float* dy, const fl
   };
   if (g.pointwise() || g.tiles_input_exactly()) {
     // Chunks write disjoint input positions: (image, chunk) tasks, plain stores.
-    parallel_for(0, g.n * chunks, [&](std::int64_t t) {
+    parallel_gemm_tasks(g.n * chunks, [&](std::int64_t t) {
       const index_t n = t / chunks, p0 = (t % chunks) * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
       const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));  // [OC, count]
       float* dx_img = dx + n * g.ic * in;
@@ -250,7 +265,7 @@ inline void gemm_backward_data(const conv_geometry& g, const float* dy, const fl
     return;
   }
   // Overlapping or partial cover: one task per image accumulates its chunks in order.
-  parallel_for(0, g.n, [&](std::int64_t n) {
+  parallel_gemm_tasks(g.n, [&](std::int64_t n) {
     float* dx_img = dx + n * g.ic * in;
     std::fill(dx_img, dx_img + g.ic * in, 0.0f);
     float* col = thread_scratch(task_slot, k * chunk);
@@ -275,7 +290,7 @@ inline void gemm_backward_weights(const conv_geometry& g, const float* x, const 
   const index_t groups = std::min(chunks, g.n >= 4 ? index_t{1} : ceil_div(4, std::max<index_t>(g.n, 1)));
   const index_t tasks = g.n * groups, size = g.oc * k;
   std::vector<float> partial(static_cast<std::size_t>(tasks * size), 0.0f);  // [tasks, OC, IC·taps]
-  parallel_for(0, tasks, [&](std::int64_t t) {
+  parallel_gemm_tasks(tasks, [&](std::int64_t t) {
     const index_t n = t / groups, group = t % groups;
     const index_t c0 = group * chunks / groups, c1 = (group + 1) * chunks / groups;
     matrix_map P(partial.data() + t * size, g.oc, k, Eigen::OuterStride<>(k));

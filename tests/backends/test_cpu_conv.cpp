@@ -104,7 +104,8 @@ void compare_with_reference(const conv_case& c, rng& r) {
     ws[2 + a] = c.k[3 - Dims + a];
   }
   const shape ys = op.output_shape(xs, ws);
-  INFO(describe(c, Dims), (transposed ? " transposed" : ""), " -> y ", ys.str());
+  const std::string label = describe(c, Dims) + (transposed ? " transposed" : "") + " -> y " + ys.str();
+  INFO(label);
   const auto x = random_vector(xs.size(), r), w = random_vector(ws.size(), r), dy = random_vector(ys.size(), r);
   const auto b = random_vector(c.oc, r);
   const float* bias = c.bias ? b.data() : nullptr;
@@ -285,8 +286,10 @@ TEST_CASE("cpu conv: results are bit-identical across runs and thread counts") {
                            problem{c2(3, 1, 16, 37, 20, 3, 3, 1, 1), false},   // 1-channel input: split weights tasks
                            problem{c2(2, 16, 1, 33, 48, 1, 1), false},         // pointwise GEMM
                            problem{c2(1, 6, 5, 19, 21, 3, 3, 2, 1), false},    // im2col GEMM, batch 1
+                           problem{c2(1, 64, 64, 32, 32, 1, 1), false},        // one GEMM task: Eigen's own threads
                            problem{c2(2, 32, 16, 24, 24, 2, 2, 2, 0), true}}) {  // up-sampling
-    INFO(describe(p.c, 2), p.transposed ? " transposed" : "");
+    const std::string label = describe(p.c, 2) + (p.transposed ? " transposed" : "");
+    INFO(label);
     const conv_case& c = p.c;
     const shape xs{c.n, c.ic, c.in[1], c.in[2]};
     const shape ws = p.transposed ? shape{c.ic, c.oc, c.k[1], c.k[2]} : shape{c.oc, c.ic, c.k[1], c.k[2]};
