@@ -1,7 +1,8 @@
 #pragma once
 // cpu max pooling and global average pooling, threads over (sample, channel) planes. Max pooling has a
-// compile-time path for the 2×2 in-plane windows of U-Nets (any stride, any temporal window) and a general
-// one; both keep the reference's first-maximum and NaN rules, so argmax agrees exactly.
+// path for the 2×2 in-plane windows of U-Nets (stride 2 along W; any temporal window) whose loop over a
+// row of outputs the compiler vectorises (branch-free maximum updates), and a general path; both keep the
+// reference's first-maximum and NaN rules, so argmax agrees exactly.
 #include "microcount/backends/cpu/simd.hpp"  // first: see simd.hpp
 #include <algorithm>
 #include <cstdint>
@@ -32,12 +33,12 @@ struct max_pool_cpu {
       const T* xp = x.data + plane * g.in_size;
       T* yp = y.data + plane * g.out_size;
       std::int32_t* ap = argmax ? argmax + plane * g.out_size : nullptr;
-      if (g.k[1] == 2 && g.k[2] == 2) {
-        if (ap) pool_plane<2, 2, true>(g, xp, yp, ap);
-        else pool_plane<2, 2, false>(g, xp, yp, ap);
+      if (g.k[1] == 2 && g.k[2] == 2 && g.stride[2] == 2) {
+        if (ap) pool_plane_2x2<true>(g, xp, yp, ap);
+        else pool_plane_2x2<false>(g, xp, yp, ap);
       } else {
-        if (ap) pool_plane<0, 0, true>(g, xp, yp, ap);
-        else pool_plane<0, 0, false>(g, xp, yp, ap);
+        if (ap) pool_plane<true>(g, xp, yp, ap);
+        else pool_plane<false>(g, xp, yp, ap);
       }
     });
   }
@@ -69,31 +70,80 @@ struct max_pool_cpu {
           out_size(out[0] * out[1] * out[2]) {}
   };
 
-  // KH, KW > 0 fix the in-plane window at compile time (0: read from g).
-  template <int KH, int KW, bool KeepArgmax>
-  static void pool_plane(const geometry& g, const T* x, T* y, std::int32_t* argmax) {
-    const index_t kh_n = KH ? KH : g.k[1], kw_n = KW ? KW : g.k[2];
-    const index_t sh = g.stride[1], sw = g.stride[2], width = g.in[2];
+  // The tap at offset `at` with value v replaces the current maximum if larger, or if NaN where the
+  // current one is not (the reference's rule, written branch-free so loops over outputs vectorise).
+  MICROCOUNT_INLINE static void take(T& best, std::int32_t& best_at, T v, std::int32_t at) {
+    const bool larger = v > best || (v != v && best == best);
+    best = larger ? v : best;
+    best_at = larger ? at : best_at;
+  }
+
+  // One output row of 2×2 windows with stride 2 along W: the taps (r0, 2w), (r0, 2w+1), (r1, 2w), (r1, 2w+1)
+  // in scan order, starting a new maximum (first) or continuing the one in y / argmax (later frames).
+  template <bool KeepArgmax>
+  static void pair_rows(const T* __restrict r0, const T* __restrict r1, std::int32_t at0, std::int32_t at1,
+                        T* __restrict y, std::int32_t* __restrict argmax, index_t n, bool first) {
+    if (first) {
+      for (index_t w = 0; w < n; ++w) {
+        const auto c = static_cast<std::int32_t>(2 * w);
+        T best = r0[2 * w];
+        std::int32_t best_at = at0 + c;
+        take(best, best_at, r0[2 * w + 1], at0 + c + 1);
+        take(best, best_at, r1[2 * w], at1 + c);
+        take(best, best_at, r1[2 * w + 1], at1 + c + 1);
+        y[w] = best;
+        if constexpr (KeepArgmax) argmax[w] = best_at;
+      }
+    } else {
+      for (index_t w = 0; w < n; ++w) {
+        const auto c = static_cast<std::int32_t>(2 * w);
+        T best = y[w];
+        std::int32_t best_at = KeepArgmax ? argmax[w] : 0;
+        take(best, best_at, r0[2 * w], at0 + c);
+        take(best, best_at, r0[2 * w + 1], at0 + c + 1);
+        take(best, best_at, r1[2 * w], at1 + c);
+        take(best, best_at, r1[2 * w + 1], at1 + c + 1);
+        y[w] = best;
+        if constexpr (KeepArgmax) argmax[w] = best_at;
+      }
+    }
+  }
+
+  // 2×2 in-plane windows with stride 2 along W (any stride along H, any temporal window and stride).
+  template <bool KeepArgmax>
+  static void pool_plane_2x2(const geometry& g, const T* x, T* y, std::int32_t* argmax) {
+    const index_t width = g.in[2], frame = g.in[1] * width;
     for (index_t od = 0; od < g.out[0]; ++od)
       for (index_t oh = 0; oh < g.out[1]; ++oh) {
-        T* yrow = y + (od * g.out[1] + oh) * g.out[2];
-        std::int32_t* arow = KeepArgmax ? argmax + (od * g.out[1] + oh) * g.out[2] : nullptr;
+        const index_t o = (od * g.out[1] + oh) * g.out[2];
+        for (index_t kd = 0; kd < g.k[0]; ++kd) {
+          const index_t row0 = (od * g.stride[0] + kd) * frame + oh * g.stride[1] * width;
+          pair_rows<KeepArgmax>(x + row0, x + row0 + width, static_cast<std::int32_t>(row0),
+                                static_cast<std::int32_t>(row0 + width), y + o, KeepArgmax ? argmax + o : nullptr,
+                                g.out[2], kd == 0);
+        }
+      }
+  }
+
+  // Any window and stride.
+  template <bool KeepArgmax>
+  static void pool_plane(const geometry& g, const T* x, T* y, std::int32_t* argmax) {
+    const index_t width = g.in[2];
+    for (index_t od = 0; od < g.out[0]; ++od)
+      for (index_t oh = 0; oh < g.out[1]; ++oh) {
+        const index_t o = (od * g.out[1] + oh) * g.out[2];
         for (index_t ow = 0; ow < g.out[2]; ++ow) {
-          const index_t corner = (od * g.stride[0] * g.in[1] + oh * sh) * width + ow * sw;
+          const index_t corner = (od * g.stride[0] * g.in[1] + oh * g.stride[1]) * width + ow * g.stride[2];
           T best = x[corner];
-          index_t best_at = corner;
+          auto best_at = static_cast<std::int32_t>(corner);
           for (index_t kd = 0; kd < g.k[0]; ++kd)
-            for (index_t kh = 0; kh < kh_n; ++kh)
-              for (index_t kw = 0; kw < kw_n; ++kw) {
+            for (index_t kh = 0; kh < g.k[1]; ++kh)
+              for (index_t kw = 0; kw < g.k[2]; ++kw) {
                 const index_t at = corner + (kd * g.in[1] + kh) * width + kw;
-                const T v = x[at];
-                if (v > best || (v != v && best == best)) {  // first maximum wins; NaN wins and stays
-                  best = v;
-                  best_at = at;
-                }
+                take(best, best_at, x[at], static_cast<std::int32_t>(at));
               }
-          yrow[ow] = best;
-          if constexpr (KeepArgmax) arow[ow] = static_cast<std::int32_t>(best_at);
+          y[o + ow] = best;
+          if constexpr (KeepArgmax) argmax[o + ow] = best_at;
         }
       }
   }
