@@ -181,6 +181,11 @@ std::vector<float> random_map(rng& r, std::size_t n, std::size_t w, bool levels)
   return v;
 }
 
+float quantile(std::vector<float> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
+}
+
 xt::xtensor<float, 3> as_volume(const std::vector<float>& v, std::size_t t, std::size_t h, std::size_t w) {
   auto m = xt::xtensor<float, 3>::from_shape({t, h, w});
   std::copy(v.begin(), v.end(), m.begin());
@@ -243,6 +248,7 @@ TEST_CASE("2D peaks equal the brute-force oracle on random maps (min_distance, t
     post::peak_options o;
     o.min_distance = 1 + static_cast<int>(r.below(4));
     if (r.below(2)) o.threshold_abs = static_cast<float>(levels ? 0.5 : 0.4);
+    if (trial % 4 == 1) o.threshold_abs = levels ? 2.5f : quantile(v, 0.97);  // few pixels pass: the sparse path
     if (r.below(2)) o.threshold_rel = 0.6f;
     o.exclude_border = static_cast<int>(r.below(3)) - 1;
     o.norm = r.below(2) ? post::spacing_norm::chebyshev : post::spacing_norm::euclidean;
@@ -290,6 +296,7 @@ TEST_CASE("3D, per-frame and per-class peaks equal the oracle on random volumes"
     if (o.min_distance_frames == 0) o.min_distance_frames = 1;
     o.exclude_border = static_cast<int>(r.below(3)) - 1;
     if (r.below(2)) o.threshold_rel = 0.5f;
+    if (trial % 3 == 1) o.threshold_abs = quantile(v, 0.95);  // few voxels pass: the sparse path
     o.norm = r.below(2) ? post::spacing_norm::chebyshev : post::spacing_norm::euclidean;
     CAPTURE(trial);
     check_same(post::find_peaks_3d(vol, o, 1), brute_peaks(v, static_cast<int>(t), static_cast<int>(h), static_cast<int>(w), o, true, 1, -1));

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <xsimd/xsimd.hpp>
 #include <xtensor/xtensor.hpp>
 
 #include "microcount/core/error.hpp"
@@ -48,6 +49,27 @@ struct nonzero {
 };
 
 namespace detail {
+
+template <class V>
+inline constexpr bool simd_scalar =
+    std::is_same_v<V, float> || std::is_same_v<V, double> || std::is_same_v<V, std::int8_t> ||
+    std::is_same_v<V, std::uint8_t> || std::is_same_v<V, std::int16_t> || std::is_same_v<V, std::uint16_t> ||
+    std::is_same_v<V, std::int32_t> || std::is_same_v<V, std::uint32_t> || std::is_same_v<V, std::int64_t> ||
+    std::is_same_v<V, std::uint64_t>;
+
+// The first x' >= x with fg(row[x']), or w. With the default predicate, whole batches of zeros are
+// skipped at once: masks of sparse objects are mostly background.
+template <class V, class Foreground>
+std::int64_t next_foreground(const V* row, std::int64_t x, std::int64_t w, const Foreground& fg) {
+  if constexpr (std::is_same_v<Foreground, nonzero> && simd_scalar<V>) {
+    using batch = xsimd::batch<V>;
+    constexpr auto width = static_cast<std::int64_t>(batch::size);
+    const batch zero(V(0));
+    while (x + width <= w && !xsimd::any(batch::load_unaligned(row + x) != zero)) x += width;
+  }
+  while (x < w && !fg(row[x])) ++x;
+  return x;
+}
 
 struct run {
   std::int32_t x0, x1;  // inclusive columns
@@ -94,7 +116,7 @@ labelling<N> label_runs(const xt::xtensor<V, N>& mask, const float* intensity, i
       const V* row = data + (t * h + y) * w;
       std::int64_t x = 0;
       while (x < w) {
-        while (x < w && !fg(row[x])) ++x;
+        x = next_foreground(row, x, w, fg);
         if (x == w) break;
         const std::int64_t x0 = x;
         while (x < w && fg(row[x])) ++x;

@@ -23,6 +23,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
@@ -64,14 +65,27 @@ bool coord_greater(const coord<D>& a, const coord<D>& b) {
   return std::lexicographical_compare(b.begin(), b.end(), a.begin(), a.end());
 }
 
+struct bin_hash {
+  template <std::size_t D>
+  std::size_t operator()(const std::array<std::int64_t, D>& b) const {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (auto v : b) h = (h ^ static_cast<std::uint64_t>(v)) * 0xff51afd7ed558ccdull;
+    return static_cast<std::size_t>(h ^ (h >> 32));
+  }
+};
+
 // Bin seeds (step 1), in order of each bin's first point.
 template <std::size_t D>
 std::vector<coord<D>> bin_seeds(const std::vector<coord<D>>& x, double bin, std::size_t min_freq) {
-  std::map<std::array<double, D>, std::size_t> slot;  // bin index -> position in `bins`
-  std::vector<std::pair<std::array<double, D>, std::size_t>> bins;  // (bin index, count) in first-seen order
+  std::unordered_map<std::array<std::int64_t, D>, std::size_t, bin_hash> slot;  // bin index -> position in `bins`
+  std::vector<std::pair<std::array<std::int64_t, D>, std::size_t>> bins;       // (bin index, count), first-seen order
   for (const auto& p : x) {
-    std::array<double, D> b;
-    for (std::size_t a = 0; a < D; ++a) b[a] = std::nearbyint(p[a] / bin);  // half to even, as numpy.round
+    std::array<std::int64_t, D> b;
+    for (std::size_t a = 0; a < D; ++a) {
+      const double r = std::nearbyint(p[a] / bin);  // half to even, as numpy.round
+      require(std::abs(r) < 0x1p62, "mean_shift", "bandwidth too small for the coordinates");
+      b[a] = static_cast<std::int64_t>(r);
+    }
     auto [it, fresh] = slot.try_emplace(b, bins.size());
     if (fresh) bins.push_back({b, 0});
     ++bins[it->second].second;
@@ -80,7 +94,7 @@ std::vector<coord<D>> bin_seeds(const std::vector<coord<D>>& x, double bin, std:
   for (const auto& [b, n] : bins)
     if (n >= min_freq) {
       coord<D> s;
-      for (std::size_t a = 0; a < D; ++a) s[a] = b[a] * bin;
+      for (std::size_t a = 0; a < D; ++a) s[a] = static_cast<double>(b[a]) * bin;
       seeds.push_back(s);
     }
   if (seeds.size() == x.size()) return x;  // every point alone in its bin: seed with the points

@@ -5,7 +5,7 @@
 //
 // Points are compared only within the same class (per_class) and, for movies, within the same frame
 // (frame_scale < 0) or across frames with the frame difference counted as frame_scale pixels.
-// Both are done by embedding points in 4D: (x, y, frame·scale, label·separation), where "separation"
+// Both are done by embedding points in 4D: (label·separation, frame·scale, y, x), where "separation"
 // is larger than the radius, so points of different groups are never within reach.
 #include <algorithm>
 #include <array>
@@ -42,8 +42,9 @@ inline std::vector<scored_point> non_maximum_suppression(const std::vector<score
             "point " + std::to_string(i) + " has a non-finite coordinate");
     require(std::isfinite(points[i].score), "non_maximum_suppression", "point " + std::to_string(i) + " has a non-finite score");
     const double f = static_cast<double>(p.frame);
-    embedded[i] = {p.x, p.y, o.frame_scale < 0 ? f * apart : f * o.frame_scale,
-                   o.per_class ? static_cast<double>(p.label) * apart : 0.0};
+    // x last: grid rows run along the last axis, and x has the most cells.
+    embedded[i] = {o.per_class ? static_cast<double>(p.label) * apart : 0.0,
+                   o.frame_scale < 0 ? f * apart : f * o.frame_scale, p.y, p.x};
   }
   const spatial_grid<4> grid(embedded, o.radius);
   std::vector<std::size_t> order(n);

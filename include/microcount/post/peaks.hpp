@@ -13,10 +13,12 @@
 //   4. peaks sorted by value (ties: raster order of their first pixel) are accepted greedily; a peak
 //      closer than d to an accepted one is dropped (Chebyshev distance as skimage, or Euclidean).
 //   5. single-pixel peaks are refined to sub-pixel precision from their 3×3 neighbourhood.
-// The max filter is separable and vectorised with xsimd; volumes are split into frame chunks that
-// run in parallel and whose candidates are concatenated in raster order, so the result does not
-// depend on the thread count.
+// Candidates come from a separable max filter vectorised with xsimd or, when at most 1/16 of the
+// pixels exceed the threshold (a network output with a threshold), from direct window checks of those
+// pixels only; both give the same candidates. Volumes are split into frame chunks that run in parallel
+// and whose candidates are concatenated in raster order, so the result does not depend on threads.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -138,8 +140,46 @@ struct peak_search {
   float threshold = 0;
 };
 
+struct value_range {
+  float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity();
+  bool finite = true;
+};
+
+// Minimum, maximum and finiteness of data[0, n), vectorised: Σ (v − v) stays 0 exactly when every v is finite.
+inline value_range scan_range(const float* data, std::int64_t n) {
+  constexpr auto width = static_cast<std::int64_t>(float_batch::size);
+  value_range r;
+  std::int64_t i = 0;
+  if (n >= width) {
+    float_batch lo = float_batch::load_unaligned(data), hi = lo, nan_trap(0.0f);
+    for (; i + width <= n; i += width) {
+      const auto v = float_batch::load_unaligned(data + i);
+      lo = xsimd::min(lo, v);
+      hi = xsimd::max(hi, v);
+      nan_trap += v - v;
+    }
+    std::array<float, float_batch::size> l, h, t;
+    lo.store_unaligned(l.data());
+    hi.store_unaligned(h.data());
+    nan_trap.store_unaligned(t.data());
+    for (std::size_t k = 0; k < l.size(); ++k) {
+      r.lo = std::min(r.lo, l[k]);
+      r.hi = std::max(r.hi, h[k]);
+      r.finite = r.finite && t[k] == 0.0f;
+    }
+  }
+  for (; i < n; ++i) {
+    r.finite = r.finite && std::isfinite(data[i]);
+    r.lo = std::min(r.lo, data[i]);
+    r.hi = std::max(r.hi, data[i]);
+  }
+  return r;
+}
+
+// Resolves the options against the map: window sizes, borders and the threshold (step 1).
+// The map is scanned in `chunks` parallel pieces; a non-finite value is an error naming its index.
 inline peak_search plan_search(const float* data, std::int64_t n, const peak_options& o, bool volumetric,
-                               const char* where) {
+                               const char* where, std::int64_t chunks = 1) {
   require(o.min_distance >= 1, where, "min_distance must be >= 1 (got " + std::to_string(o.min_distance) + ")");
   peak_search s;
   s.d = o.min_distance;
@@ -149,17 +189,88 @@ inline peak_search plan_search(const float* data, std::int64_t n, const peak_opt
   s.border = o.exclude_border < 0 ? s.d : o.exclude_border;
   s.border_t = volumetric ? (o.exclude_border < 0 ? s.dt : o.exclude_border) : 0;
   require(!o.threshold_rel || std::isfinite(*o.threshold_rel), where, "threshold_rel is not finite");
-  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(data[i])) throw error(where, "the map has a non-finite value at index " + std::to_string(i));
-    lo = std::min(lo, data[i]);
-    hi = std::max(hi, data[i]);
+  require(!o.threshold_abs || !std::isnan(*o.threshold_abs), where, "threshold_abs is NaN");
+  chunks = std::max<std::int64_t>(1, std::min(chunks, n));
+  std::vector<value_range> parts(static_cast<std::size_t>(chunks));
+  parallel_for(0, chunks, [&](std::int64_t k) {
+    parts[static_cast<std::size_t>(k)] = scan_range(data + n * k / chunks, n * (k + 1) / chunks - n * k / chunks);
+  });
+  value_range all;
+  for (const auto& p : parts) {
+    all.lo = std::min(all.lo, p.lo);
+    all.hi = std::max(all.hi, p.hi);
+    all.finite = all.finite && p.finite;
   }
-  float thr = o.threshold_abs.value_or(lo);
-  if (o.threshold_rel) thr = std::max(thr, *o.threshold_rel * hi);
+  if (!all.finite)
+    for (std::int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(data[i])) throw error(where, "the map has a non-finite value at index " + std::to_string(i));
+  float thr = o.threshold_abs.value_or(all.lo);
+  if (o.threshold_rel) thr = std::max(thr, *o.threshold_rel * all.hi);
   s.threshold = thr;
   return s;
 }
+
+// True when at most `limit` of data[0, n) exceed the threshold (stops counting past the limit).
+inline bool few_above(const float* data, std::int64_t n, float threshold, std::int64_t limit) {
+  constexpr auto width = static_cast<std::int64_t>(float_batch::size);
+  const float_batch thr(threshold);
+  std::int64_t count = 0, i = 0;
+  for (; i + width <= n; i += width) {
+    const auto v = float_batch::load_unaligned(data + i);
+    if (!xsimd::any(v > thr)) continue;
+    for (std::int64_t k = i; k < i + width; ++k) count += data[k] > threshold ? 1 : 0;
+    if (count > limit) return false;
+  }
+  for (; i < n; ++i) count += data[i] > threshold ? 1 : 0;
+  return count <= limit;
+}
+
+// Whether v at (t, y, x) is >= every value of its window, tried on the 3×3(×3) neighbours first
+// because on a slope one of them is higher: most pixels are rejected after a few reads.
+inline bool is_window_max(const float* data, const volume_shape& shape, const peak_search& s, std::int64_t t,
+                          std::int64_t y, std::int64_t x) {
+  const std::int64_t plane = shape.h * shape.w;
+  const float v = data[t * plane + y * shape.w + x];
+  const std::int64_t t0 = std::max<std::int64_t>(0, t - s.dt), t1 = std::min(shape.t - 1, t + s.dt);
+  const std::int64_t y0 = std::max<std::int64_t>(0, y - s.d), y1 = std::min(shape.h - 1, y + s.d);
+  const std::int64_t x0 = std::max<std::int64_t>(0, x - s.d), x1 = std::min(shape.w - 1, x + s.d);
+  for (std::int64_t tt = std::max(t0, t - 1); tt <= std::min(t1, t + 1); ++tt)
+    for (std::int64_t yy = std::max(y0, y - 1); yy <= std::min(y1, y + 1); ++yy)
+      for (std::int64_t xx = std::max(x0, x - 1); xx <= std::min(x1, x + 1); ++xx)
+        if (data[tt * plane + yy * shape.w + xx] > v) return false;
+  for (std::int64_t tt = t0; tt <= t1; ++tt)
+    for (std::int64_t yy = y0; yy <= y1; ++yy) {
+      const float* row = data + tt * plane + yy * shape.w;
+      for (std::int64_t xx = x0; xx <= x1; ++xx)
+        if (row[xx] > v) return false;
+    }
+  return true;
+}
+
+// Candidates of frames [t0, t1) by direct window checks of the pixels above the threshold.
+inline void collect_sparse(const float* data, const volume_shape& shape, const peak_search& s, std::int64_t t0,
+                           std::int64_t t1, std::vector<candidate>& out) {
+  constexpr auto width = static_cast<std::int64_t>(float_batch::size);
+  const float_batch thr(s.threshold);
+  const std::int64_t plane = shape.h * shape.w;
+  for (std::int64_t t = std::max(t0, s.border_t); t < std::min(t1, shape.t - s.border_t); ++t)
+    for (std::int64_t y = s.border; y < shape.h - s.border; ++y) {
+      const float* row = data + t * plane + y * shape.w;
+      const std::int64_t x1 = shape.w - s.border;
+      auto visit = [&](std::int64_t x) {
+        if (row[x] > s.threshold && is_window_max(data, shape, s, t, y, x)) out.push_back({t * plane + y * shape.w + x, row[x]});
+      };
+      std::int64_t x = s.border;
+      for (; x + width <= x1; x += width) {
+        if (!xsimd::any(float_batch::load_unaligned(row + x) > thr)) continue;
+        for (std::int64_t k = x; k < x + width; ++k) visit(k);
+      }
+      for (; x < x1; ++x) visit(x);
+    }
+}
+
+// Maps with at most this share of pixels above the threshold take the sparse path.
+inline constexpr std::int64_t sparse_share = 16;
 
 inline double parabola_vertex(double fm, double f0, double fp) {
   const double curvature = fm - 2 * f0 + fp;
@@ -312,16 +423,20 @@ inline std::vector<scored_point> resolve_candidates(const std::vector<candidate>
   return peaks;
 }
 
-// A 2D search on one plane [H, W].
+// A 2D search on one plane [H, W]: separable max filter, or direct checks when few pixels pass the threshold.
 inline std::vector<scored_point> peaks_of_plane(const float* plane, std::int64_t h, std::int64_t w,
                                                 const peak_options& o, int label, int frame) {
   const peak_search s = plan_search(plane, h * w, o, false, "peaks");
   if (h * w == 0) return {};
-  std::vector<float> filtered(static_cast<std::size_t>(h * w)), tmp(static_cast<std::size_t>(h * w));  // [H, W]
-  window_max_plane(plane, filtered.data(), tmp.data(), h, w, s.d);
   std::vector<candidate> cands;
-  for (std::int64_t y = s.border; y < h - s.border; ++y)
-    collect_row(plane + y * w, filtered.data() + y * w, s.border, w - s.border, s.threshold, y * w, cands);
+  if (few_above(plane, h * w, s.threshold, h * w / sparse_share)) {
+    collect_sparse(plane, {1, h, w}, s, 0, 1, cands);
+  } else {
+    std::vector<float> filtered(static_cast<std::size_t>(h * w)), tmp(static_cast<std::size_t>(h * w));  // [H, W]
+    window_max_plane(plane, filtered.data(), tmp.data(), h, w, s.d);
+    for (std::int64_t y = s.border; y < h - s.border; ++y)
+      collect_row(plane + y * w, filtered.data() + y * w, s.border, w - s.border, s.threshold, y * w, cands);
+  }
   return resolve_candidates(cands, plane, {1, h, w}, s, o, label, frame);
 }
 
@@ -371,19 +486,30 @@ inline std::vector<scored_point> find_peaks_3d(const xt::xtensor<float, 3>& volu
   const auto T = static_cast<std::int64_t>(volume.shape()[0]);
   const auto h = static_cast<std::int64_t>(volume.shape()[1]), w = static_cast<std::int64_t>(volume.shape()[2]);
   const float* data = volume.data();
-  const detail::peak_search s = detail::plan_search(data, T * h * w, o, true, "peaks_3d");
-  if (T * h * w == 0) return {};
   const std::int64_t plane = h * w;
-  // Frame chunks: each keeps a ring of 2D-filtered planes t-dt .. t+dt.
   const std::int64_t chunks = std::min<std::int64_t>(T, 4 * static_cast<std::int64_t>(max_threads()));
+  const detail::peak_search s = detail::plan_search(data, T * plane, o, true, "peaks_3d", chunks);
+  if (T * plane == 0) return {};
+  // Sparse when few voxels pass the threshold (decided on the whole volume, so the answer is one).
+  std::vector<char> sparse(static_cast<std::size_t>(chunks));
+  parallel_for(0, chunks, [&](std::int64_t k) {
+    const std::int64_t a = T * k / chunks * plane, b = T * (k + 1) / chunks * plane;
+    sparse[static_cast<std::size_t>(k)] = detail::few_above(data + a, b - a, s.threshold, (b - a) / detail::sparse_share);
+  });
+  const bool go_sparse = std::all_of(sparse.begin(), sparse.end(), [](char c) { return c != 0; });
+  // Frame chunks in parallel; the dense path keeps a ring of 2D-filtered planes t-dt .. t+dt per chunk.
   std::vector<std::vector<detail::candidate>> found(static_cast<std::size_t>(chunks));
   parallel_for(0, chunks, [&](std::int64_t k) {
     const std::int64_t t0 = T * k / chunks, t1 = T * (k + 1) / chunks;
+    auto& out = found[static_cast<std::size_t>(k)];
+    if (go_sparse) {
+      detail::collect_sparse(data, {T, h, w}, s, t0, t1, out);
+      return;
+    }
     const std::int64_t ring = 2 * s.dt + 1;
     std::vector<float> planes(static_cast<std::size_t>(ring * plane));  // [ring, H, W]
     std::vector<float> tmp(static_cast<std::size_t>(plane)), window(static_cast<std::size_t>(plane));  // [H, W]
     std::int64_t next = std::max<std::int64_t>(0, t0 - s.dt);  // next frame to filter in 2D
-    auto& out = found[static_cast<std::size_t>(k)];
     for (std::int64_t t = t0; t < t1; ++t) {
       for (; next <= std::min(T - 1, t + s.dt); ++next)
         detail::window_max_plane(data + next * plane, planes.data() + (next % ring) * plane, tmp.data(), h, w, s.d);

@@ -3,9 +3,10 @@
 // touch only nearby cells instead of every point.
 //
 // Points are bucketed by cell (cell side `cell`), stored sorted by cell key with their coordinates
-// copied alongside (cache-friendly scans). Only occupied cells are stored, so memory is O(points)
-// however sparse the points are. A box query walks the cells row by row: along the last axis the
-// cells of one row have consecutive keys, so each row costs one binary search.
+// copied alongside (cache-friendly scans). When the bounding box has few cells per point a dense table
+// of cell starts gives O(1) lookups; otherwise only occupied cells are stored (memory O(points) however
+// sparse the points are) and found by binary search. A box query walks the cells row by row: along the
+// last axis the cells of one row have consecutive keys, so each row is one contiguous run.
 // A radius query with radius <= cell visits 3^D cells.
 #include <algorithm>
 #include <array>
@@ -60,12 +61,25 @@ class spatial_grid {
     const std::size_t n = points.size();
     std::vector<std::int64_t> key(n);
     for (std::size_t i = 0; i < n; ++i) key[i] = key_of(cell_of(points[i]));
+    index_.resize(n);
+    sorted_.resize(n);
+    // Few cells for the points: a dense table of cell starts (counting sort, O(1) cell lookup).
+    // Otherwise only the occupied cells are kept, sorted, and found by binary search.
+    if (cells <= static_cast<long double>(8 * n + 65536)) {
+      dense_.assign(static_cast<std::size_t>(cells) + 1, 0);
+      for (auto k : key) ++dense_[static_cast<std::size_t>(k) + 1];
+      for (std::size_t c = 1; c < dense_.size(); ++c) dense_[c] += dense_[c - 1];
+      std::vector<std::size_t> fill(dense_.begin(), dense_.end() - 1);
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t j = fill[static_cast<std::size_t>(key[i])]++;
+        index_[j] = i;
+        sorted_[j] = points[i];
+      }
+      return;
+    }
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key[a] < key[b]; });
-
-    index_.resize(n);
-    sorted_.resize(n);
     for (std::size_t j = 0; j < n; ++j) {
       index_[j] = order[j];
       sorted_[j] = points[order[j]];
@@ -112,9 +126,12 @@ class spatial_grid {
     if (k == 0 || sorted_.empty()) return best;
     std::array<std::int64_t, D> centre;
     std::int64_t last_ring = 0;  // the ring beyond which no cell of the grid lies
+    double margin = cell_;       // distance from q to the nearest face of its own cell
     for (std::size_t a = 0; a < D; ++a) {
       centre[a] = floor_cell(q[a], a);
       last_ring = std::max({last_ring, std::abs(centre[a]), std::abs(extent_[a] - 1 - centre[a])});
+      const double low_face = origin_[a] + static_cast<double>(centre[a]) * cell_;
+      margin = std::min({margin, std::max(0.0, q[a] - low_face), std::max(0.0, low_face + cell_ - q[a])});
     }
     auto offer = [&](std::size_t i, const coord<D>& p) {
       if (i == exclude) return;
@@ -130,8 +147,9 @@ class spatial_grid {
     };
     for (std::int64_t ring = 0; ring <= last_ring; ++ring) {
       visit_ring(centre, ring, offer);
-      // Unvisited points lie in rings > ring, hence farther than ring × cell from q.
-      const double reach = static_cast<double>(ring) * cell_;
+      // Unvisited points lie in rings > ring: along some axis at least `ring` whole cells plus the
+      // margin to q's own cell face away from q.
+      const double reach = static_cast<double>(ring) * cell_ + margin;
       if (best.size() == k && best.front().first < reach * reach) break;
     }
     std::sort_heap(best.begin(), best.end());
@@ -184,6 +202,10 @@ class spatial_grid {
     c[D - 1] = x0;
     const std::int64_t k0 = key_of(c);
     const std::int64_t k1 = k0 + (x1 - x0);
+    if (!dense_.empty()) {
+      for (std::size_t j = dense_[static_cast<std::size_t>(k0)]; j < dense_[static_cast<std::size_t>(k1) + 1]; ++j) f(index_[j], sorted_[j]);
+      return;
+    }
     auto it = std::lower_bound(keys_.begin(), keys_.end(), k0);
     for (; it != keys_.end() && *it <= k1; ++it) {
       const auto cell = static_cast<std::size_t>(it - keys_.begin());
@@ -216,8 +238,9 @@ class spatial_grid {
   double cell_ = 1, inv_cell_ = 1;
   coord<D> origin_{};
   std::array<std::int64_t, D> extent_{};
-  std::vector<std::int64_t> keys_;    // occupied cell keys, ascending
-  std::vector<std::size_t> begin_;    // [cells + 1]: first sorted position of each occupied cell
+  std::vector<std::size_t> dense_;    // [all cells + 1]: first sorted position of every cell (dense mode)
+  std::vector<std::int64_t> keys_;    // sparse mode: occupied cell keys, ascending
+  std::vector<std::size_t> begin_;    // sparse mode: [occupied + 1] first sorted position of each
   std::vector<std::size_t> index_;    // [points]: original index of each sorted point
   std::vector<coord<D>> sorted_;      // [points]: coordinates in cell order
 };
