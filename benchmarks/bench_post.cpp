@@ -1,4 +1,4 @@
-// Post-processing on a movie-sized network output: a [T, H, W] = [1000, 400, 300] map of ~30k
+// Post-processing on a movie-sized network output: a [T, H, W] = [1000, 400, 300] map of 50k
 // Gaussian blobs (σ 1.5 px, 1 frame) over low noise, and its segmentation (map > 0.3, ~1% foreground).
 //   build-<part>/bin/bench_post
 #include <benchmark/benchmark.h>
@@ -20,7 +20,7 @@ using namespace microcount;
 namespace {
 
 constexpr std::size_t T = 1000, H = 400, W = 300;
-constexpr std::size_t blobs = 30000;
+constexpr std::size_t blobs = 50000;
 
 // Built once, outside the timed loops.
 const xt::xtensor<float, 3>& movie_map() {

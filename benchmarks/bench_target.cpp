@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "microcount/core/rng.hpp"
-#include "microcount/target/cone.hpp"
 #include "microcount/target/gaussian.hpp"
 
 using namespace microcount;

@@ -9,6 +9,7 @@
 // O(runs) for everything else, so sparse volumes (1% foreground) label at memory speed.
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -47,6 +48,10 @@ struct nonzero {
   template <class T>
   constexpr bool operator()(const T& v) const { return v != T(0); }
 };
+
+// A foreground test for maps of T: called with a value, answers whether it belongs to an object.
+template <class F, class T>
+concept foreground_test = std::predicate<const F&, const T&>;
 
 namespace detail {
 
@@ -91,7 +96,7 @@ inline void unite_rows(const std::vector<run>& runs, std::size_t cur_begin, std:
 template <std::size_t N, class V, class Foreground>
 labelling<N> label_runs(const xt::xtensor<V, N>& mask, const float* intensity, int connectivity, Foreground fg) {
   static_assert(N == 2 || N == 3, "connected_components: 2D [H, W] or 3D [T, H, W] maps only");
-  static_assert(std::is_invocable_r_v<bool, Foreground, const V&>, "connected_components: foreground(value) must return bool");
+  static_assert(foreground_test<Foreground, V>, "connected_components: foreground(value) must return bool");
   const bool full = (N == 2) ? connectivity == 8 : connectivity == 26;
   if (N == 2)
     require(connectivity == 4 || connectivity == 8, "connected_components",

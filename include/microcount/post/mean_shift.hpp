@@ -30,6 +30,7 @@
 
 #include "microcount/core/error.hpp"
 #include "microcount/core/parallel.hpp"
+#include "microcount/post/components.hpp"
 #include "microcount/post/scored_point.hpp"
 #include "microcount/post/spatial_grid.hpp"
 
@@ -198,6 +199,7 @@ mean_shift_result<D> mean_shift(const std::vector<coord<D>>& points, const mean_
 // in raster order: the input of a mean-shift that turns a segmentation into detections.
 template <class T, class Foreground>
 std::vector<coord<3>> voxel_coordinates(const xt::xtensor<T, 3>& seg, Foreground fg) {
+  static_assert(foreground_test<Foreground, T>, "voxel_coordinates: fg(value) must return bool");
   const auto nt = static_cast<std::int64_t>(seg.shape()[0]);
   const auto h = static_cast<std::int64_t>(seg.shape()[1]), w = static_cast<std::int64_t>(seg.shape()[2]);
   std::vector<std::vector<coord<3>>> per(static_cast<std::size_t>(nt));
