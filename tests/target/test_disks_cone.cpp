@@ -178,11 +178,8 @@ TEST_CASE("cone target of the real ExoDeepFinder object list objl_cell6.xml equa
   REQUIRE(n_events == 216);
   std::size_t spot_only = 0;
   for (const auto& v : spots) spot_only += events.count(v) ? 0 : 1;
-  std::size_t got_events = 0, got_spots = 0;
-  for (auto v : t) {
-    got_events += v == target::exo_event ? 1 : 0;
-    got_spots += v == target::exo_bright_spot ? 1 : 0;
-  }
+  const auto got_events = static_cast<std::size_t>(std::count(t.data(), t.data() + t.size(), target::exo_event));
+  const auto got_spots = static_cast<std::size_t>(std::count(t.data(), t.data() + t.size(), target::exo_bright_spot));
   CHECK(got_events == events.size());
   CHECK(got_spots == spot_only);
   for (const auto& [f, y, x] : events) REQUIRE(t(f, y, x) == target::exo_event);
