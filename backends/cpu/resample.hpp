@@ -81,7 +81,7 @@ struct upsample_cpu {
         if (sw == 1) {
           std::memcpy(first, src, sizeof(T) * std::size_t(width));
         } else if (sw == 2) {
-          for (index_t i = 0; i < width; ++i) first[2 * i] = first[2 * i + 1] = src[i];
+          duplicate_pairs(src, first, width);
         } else {
           for (index_t i = 0; i < width; ++i)
             for (index_t k = 0; k < sw; ++k) first[i * sw + k] = src[i];
@@ -106,12 +106,57 @@ struct upsample_cpu {
               cpu_detail::run_range(0, out_width, ops::add::accumulate_body{}, rows.data(),
                                     first + (rd * g.out[1] + rh) * out_width);
         T* dst = dx + (id * g.in[1] + ih) * width;
-        for (index_t i = 0; i < width; ++i) {
-          T total = rows[i * sw];
-          for (index_t k = 1; k < sw; ++k) total += rows[i * sw + k];
-          dst[i] = total;
+        if (sw == 2) {
+          sum_pairs(rows.data(), dst, width);
+        } else {
+          for (index_t i = 0; i < width; ++i) {
+            T total = rows[i * sw];
+            for (index_t k = 1; k < sw; ++k) total += rows[i * sw + k];
+            dst[i] = total;
+          }
         }
       }
+  }
+
+  // dst[2i] = dst[2i+1] = src[i] (a loop the compiler vectorises).
+  static void duplicate_pairs(const T* __restrict src, T* __restrict dst, index_t n) {
+    for (index_t i = 0; i < n; ++i) dst[2 * i] = dst[2 * i + 1] = src[i];
+  }
+  // dst[i] = src[2i] + src[2i+1] (a loop the compiler vectorises).
+  static void sum_pairs(const T* __restrict src, T* __restrict dst, index_t n) {
+    for (index_t i = 0; i < n; ++i) dst[i] = src[2 * i] + src[2 * i + 1];
+  }
+
+  // ×2 linear interpolation of one row (the axis map's weights for scale 2, without its index tables):
+  // interior outputs 2i and 2i+1 read x[i−1], x[i] and x[i], x[i+1] with weights ¼, ¾; the first and the
+  // last output copy the border sample.
+  static void linear_row_x2(const T* __restrict src, T* __restrict dst, index_t n) {
+    if (n == 1) {
+      dst[0] = dst[1] = src[0];
+      return;
+    }
+    const T near = T(0.75), far = T(0.25);
+    dst[0] = src[0];
+    dst[1] = near * src[0] + far * src[1];
+    for (index_t i = 1; i + 1 < n; ++i) {
+      dst[2 * i] = far * src[i - 1] + near * src[i];
+      dst[2 * i + 1] = near * src[i] + far * src[i + 1];
+    }
+    dst[2 * n - 2] = far * src[n - 2] + near * src[n - 1];
+    dst[2 * n - 1] = src[n - 1];
+  }
+
+  // The adjoint of linear_row_x2: x[i] received ¾ in outputs 2i and 2i+1 and ¼ in 2i−1 and 2i+2 (the
+  // border samples: 1 in the first / last output).
+  static void linear_row_x2_adjoint(const T* __restrict g, T* __restrict dx, index_t n) {
+    if (n == 1) {
+      dx[0] = g[0] + g[1];
+      return;
+    }
+    const T near = T(0.75), far = T(0.25);
+    dx[0] = g[0] + near * g[1] + far * g[2];
+    for (index_t i = 1; i + 1 < n; ++i) dx[i] = far * g[2 * i - 1] + near * g[2 * i] + near * g[2 * i + 1] + far * g[2 * i + 2];
+    dx[n - 1] = far * g[2 * n - 3] + near * g[2 * n - 2] + g[2 * n - 1];
   }
 
   // W pass into `rows` [in D·H, out W], H pass into `frames` [in D, out H, out W] (or y when D is not
@@ -122,7 +167,11 @@ struct upsample_cpu {
     for (index_t r = 0; r < g.in[0] * g.in[1]; ++r) {
       const T* src = x + r * g.in[2];
       T* dst = rows.data() + r * out_width;
-      for (index_t o = 0; o < out_width; ++o) dst[o] = g.w.w_lo[o] * src[g.w.lo[o]] + g.w.w_hi[o] * src[g.w.hi[o]];
+      if (g.scale[2] == 2) {
+        linear_row_x2(src, dst, g.in[2]);
+      } else {
+        for (index_t o = 0; o < out_width; ++o) dst[o] = g.w.w_lo[o] * src[g.w.lo[o]] + g.w.w_hi[o] * src[g.w.hi[o]];
+      }
     }
     const bool scaled_d = g.scale[0] > 1;
     std::vector<T> frames(scaled_d ? g.in[0] * frame : 0);
@@ -165,6 +214,10 @@ struct upsample_cpu {
     for (index_t r = 0; r < g.in[0] * g.in[1]; ++r) {
       const T* src = rows.data() + r * out_width;
       T* dst = dx + r * g.in[2];
+      if (g.scale[2] == 2) {
+        linear_row_x2_adjoint(src, dst, g.in[2]);
+        continue;
+      }
       std::fill_n(dst, g.in[2], T(0));
       for (index_t o = 0; o < out_width; ++o) {
         dst[g.w.lo[o]] += g.w.w_lo[o] * src[o];
