@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "microcount/core/rng.hpp"
 #include "microcount/io/tiff.hpp"
 #include "test_support.hpp"
 
@@ -399,7 +400,7 @@ TEST_CASE("tiff: every sample type × samples × planar × strips/tiles × compr
                   fixture f{t, samples, separate, tiled, c.compression, c.predictor, bigtiff, big_endian, pages};
                   INFO(f.text());
                   // A fresh name each time: rewriting one file makes ext4 flush it to disk on close.
-                  const fs::path file = dir / ("fixture" + std::to_string(files++) + ".tif");
+                  const fs::path file = dir / (std::string("fixture") + std::to_string(files++) + ".tif");
                   write_fixture(file, f);
                   const io::tiff_info info = io::read_tiff_info(file);
                   CHECK(info.width == f.width);
@@ -475,7 +476,7 @@ TEST_CASE("tiff: other codecs this libtiff has (ZSTD, LZMA) read exactly; JPEG r
 TEST_CASE("tiff: 1-bit and 4-bit images read as 0…1 and 0…15; palette images give their indices") {
   const fs::path dir = test::scratch("tiff_bits");
   for (std::uint16_t bits : {1, 4}) {
-    const fs::path path = dir / ("bits" + std::to_string(bits) + ".tif");
+    const fs::path path = dir / (std::string("bits") + std::to_string(bits) + ".tif");
     const std::uint32_t w = 13, h = 5;  // rows not a whole number of bytes
     TIFF* tif = TIFFOpen(path.c_str(), "w");
     TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
@@ -696,7 +697,7 @@ TEST_CASE("tiff: OME-XML maps pages through DimensionOrder and TiffData, with ph
   // Explicit per-plane TiffData in reverse page order, with a namespace prefix; Z=4 → 4 frames.
   std::string planes;
   for (int z = 0; z < 4; ++z)
-    planes += "<ome:TiffData FirstZ=\"" + std::to_string(z) + "\" IFD=\"" + std::to_string(3 - z) + "\" PlaneCount=\"1\"/>";
+    planes += std::string("<ome:TiffData FirstZ=\"") + std::to_string(z) + "\" IFD=\"" + std::to_string(3 - z) + "\" PlaneCount=\"1\"/>";
   std::string text = ome("DimensionOrder=\"XYZCT\" SizeZ=\"4\" SizeC=\"1\" SizeT=\"1\" PhysicalSizeX=\"0.2\" "
                          "PhysicalSizeY=\"0.2\" PhysicalSizeZ=\"1\" PhysicalSizeZUnit=\"µm\"",
                          planes);
@@ -904,6 +905,42 @@ TEST_CASE("tiff: missing, garbage, truncated, empty, zero-size, lying and unsupp
 
   const std::string printed = capture.release();
   CHECK_MESSAGE(printed.empty(), "libtiff printed: " << printed);
+}
+
+TEST_CASE("tiff: damaged files (random byte flips and cuts) give a microcount::error or a good read, never a crash") {
+  const fs::path dir = test::scratch("tiff_mutate");
+  std::vector<std::vector<unsigned char>> sources;
+  for (const fixture& f : {fixture{dtype::uint16, 3, false, true, COMPRESSION_LZW, PREDICTOR_HORIZONTAL, false, false, 2},
+                           fixture{dtype::float32, 1, false, false, COMPRESSION_ADOBE_DEFLATE, PREDICTOR_FLOATINGPOINT, true, false, 2},
+                           fixture{dtype::uint8, 4, true, false, COMPRESSION_PACKBITS, PREDICTOR_NONE, false, true, 2}}) {
+    write_fixture(dir / "src.tif", f);
+    std::ifstream in(dir / "src.tif", std::ios::binary);
+    sources.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  rng r(2024);
+  int errors = 0, reads = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::vector<unsigned char> bytes = sources[static_cast<std::size_t>(i) % sources.size()];
+    if (i % 4 == 3) {
+      bytes.resize(r.below(bytes.size()));
+    } else {
+      const int flips = 1 + static_cast<int>(r.below(8));
+      for (int k = 0; k < flips; ++k) bytes[r.below(bytes.size())] = static_cast<unsigned char>(r.below(256));
+    }
+    const fs::path p = dir / (std::to_string(i) + "-mutant.tif");
+    save(p, bytes);
+    try {
+      const io::image img = io::read_tiff(p);
+      CHECK(img.pixels.size() > 0);
+      ++reads;
+    } catch (const error& e) {
+      CHECK(std::string(e.what()).rfind(p.string() + ": ", 0) == 0);
+      ++errors;
+    }
+    fs::remove(p);
+  }
+  MESSAGE(reads << " damaged files still read, " << errors << " rejected with an error");
+  CHECK(errors > 0);
 }
 
 // ---- the real files -----------------------------------------------------------------------------------

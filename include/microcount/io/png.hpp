@@ -110,7 +110,7 @@ inline void write_png(const std::filesystem::path& path, const xt::xtensor<std::
   const std::string name = path.string();
   const std::size_t H = pixels.shape()[0], W = pixels.shape()[1], C = pixels.shape()[2];
   if (H == 0 || W == 0) throw error(name, "cannot write an empty picture");
-  if (C < 1 || C > 4) throw error(name, "a PNG has 1, 2, 3 or 4 channels, not " + std::to_string(C));
+  if (C < 1 || C > 4) throw error(name, std::string("a PNG has 1, 2, 3 or 4 channels, not ") + std::to_string(C));
   if (H > 0x7fffffffu || W > 0x7fffffffu) throw error(name, "picture too large for PNG");
   write_atomically(path, [&](const std::filesystem::path& tmp) {
     png_image im;

@@ -176,8 +176,8 @@ struct page_format {
   [[nodiscard]] std::string describe() const {
     std::string s = std::to_string(width) + "x" + std::to_string(height) + " ";
     s += type ? std::string(dtype_name(*type)) : std::to_string(bits) + "-bit";
-    if (bits < 8) s += " (" + std::to_string(bits) + "-bit)";
-    if (samples > 1) s += " x" + std::to_string(samples) + " samples";
+    if (bits < 8) s += std::string(" (") + std::to_string(bits) + "-bit)";
+    if (samples > 1) s += std::string(" x") + std::to_string(samples) + " samples";
     return s;
   }
 };
@@ -201,7 +201,7 @@ inline std::string compression_name(std::uint16_t c) {
     case COMPRESSION_JBIG: return "jbig";
     case COMPRESSION_LERC: return "lerc";
     case COMPRESSION_JXL: return "jpegxl";
-    default: return "compression " + std::to_string(c);
+    default: return std::string("compression ") + std::to_string(c);
   }
 }
 
@@ -317,7 +317,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
   std::string description;
   for (;;) {
     if (s.ifd_offsets.size() >= limits().max_pages)
-      throw error(h.name(), "more than " + std::to_string(limits().max_pages) +
+      throw error(h.name(), std::string("more than ") + std::to_string(limits().max_pages) +
                                 " pages (microcount::limits().max_pages)");
     s.ifd_offsets.push_back(TIFFCurrentDirOffset(tif));
     s.formats.push_back(read_page_format(tif));
@@ -327,7 +327,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
     }
     h.clear_errors();
     if (!TIFFReadDirectory(tif)) {
-      if (h.had_error()) h.fail("cannot read page " + std::to_string(s.ifd_offsets.size()));
+      if (h.had_error()) h.fail(std::string("cannot read page ") + std::to_string(s.ifd_offsets.size()));
       break;
     }
   }
@@ -340,7 +340,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
   resolution_tags res;
   {
     h.clear_errors();
-    if (!TIFFSetSubDirectory(tif, s.ifd_offsets[image_pages[0]])) h.fail("cannot read page " + std::to_string(image_pages[0]));
+    if (!TIFFSetSubDirectory(tif, s.ifd_offsets[image_pages[0]])) h.fail(std::string("cannot read page ") + std::to_string(image_pages[0]));
     read_page_format(tif);
     float x = 0, y = 0;
     if (TIFFGetField(tif, TIFFTAG_XRESOLUTION, &x)) res.x = x;
@@ -361,7 +361,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
       const std::uint64_t plane_bytes = std::uint64_t{p.width} * p.height * p.samples * p.bytes_per_sample();
       std::string why;
       if (p.compression != COMPRESSION_NONE || p.tiled || p.bits < 8)
-        why = "ImageJ metadata says images=" + std::to_string(attempt.layout->page_of.size()) + " but the file has " +
+        why = std::string("ImageJ metadata says images=") + std::to_string(attempt.layout->page_of.size()) + " but the file has " +
               std::to_string(image_pages.size()) + " pages";
       std::uint64_t offset = 0, expected_next = 0;
       const std::uint32_t strips = TIFFNumberOfStrips(tif);
@@ -377,7 +377,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
       const unsigned __int128 needed =
           static_cast<unsigned __int128>(offset) + static_cast<unsigned __int128>(plane_bytes) * attempt.layout->page_of.size();
       if (why.empty() && (ec || needed > file_size))
-        why = "ImageJ metadata says images=" + std::to_string(attempt.layout->page_of.size()) +
+        why = std::string("ImageJ metadata says images=") + std::to_string(attempt.layout->page_of.size()) +
               " but the file holds only " + std::to_string(image_pages.size()) + " pages (truncated?)";
       if (!why.empty()) attempt = {std::nullopt, why};
       else s.contiguous_offset = offset;
@@ -394,7 +394,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
   const std::uint32_t first_page = s.layout.contiguous ? image_pages[0] : s.layout.page_of[0];
   s.data_format = s.formats[first_page];
   const page_format& d = s.data_format;
-  if (!d.unsupported.empty()) throw error(h.name(), "page " + std::to_string(first_page) + ": " + d.unsupported);
+  if (!d.unsupported.empty()) throw error(h.name(), std::string("page ") + std::to_string(first_page) + ": " + d.unsupported);
   if (d.width == 0 || d.height == 0) throw error(h.name(), "image has zero size (" + d.describe() + ")");
   if (d.width > limits().max_image_side || d.height > limits().max_image_side)
     throw error(h.name(), d.describe() + " is larger than " + std::to_string(limits().max_image_side) +
@@ -403,13 +403,25 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
     for (const std::uint32_t page : s.layout.page_of) {
       const page_format& p = s.formats[page];
       if (!p.same_data(d))
-        throw error(h.name(), "page " + std::to_string(page) + " is " + p.describe() + " but page " +
+        throw error(h.name(), std::string("page ") + std::to_string(page) + " is " + p.describe() + " but page " +
                                   std::to_string(first_page) + " is " + d.describe() +
                                   " (all pages must share size and type)");
-      if (!p.unsupported.empty()) throw error(h.name(), "page " + std::to_string(page) + ": " + p.unsupported);
+      if (!p.unsupported.empty()) throw error(h.name(), std::string("page ") + std::to_string(page) + ": " + p.unsupported);
     }
   }
   check_output_size(h.name(), s.layout.frames, s.channels(), d);
+  // Uncompressed pixels must fit in the file: a header that promises more is caught before allocating.
+  if (d.compression == COMPRESSION_NONE) {
+    const unsigned __int128 page_bytes =
+        static_cast<unsigned __int128>((std::uint64_t{d.width} * d.samples * d.bits + 7) / 8) * d.height;
+    const std::uint64_t n_pages = s.layout.contiguous ? s.layout.page_of.size() : s.layout.page_of.size();
+    std::error_code ec;
+    const std::uint64_t file_size = std::filesystem::file_size(path, ec);
+    if (!ec && page_bytes * n_pages > file_size)
+      throw error(h.name(), std::string("the header promises ") + std::to_string(static_cast<std::uint64_t>(page_bytes * n_pages)) +
+                                " bytes of uncompressed pixels but the file has " + std::to_string(file_size) +
+                                " bytes (truncated?)");
+  }
   return s;
 }
 
@@ -494,7 +506,7 @@ inline void decode_current_page(tiff_handle& h, const page_format& f, std::size_
   const bool separate = f.planar == PLANARCONFIG_SEPARATE && f.samples > 1;
   const std::size_t chunk_samples = separate ? 1 : f.samples;
   const std::size_t planes = separate ? f.samples : 1;
-  const std::string where = "page " + std::to_string(page);
+  const std::string where = std::string("page ") + std::to_string(page);
   auto check_chunk_size = [&](std::uint64_t bytes) {
     if (bytes == 0 || bytes > limits().max_total_bytes)
       throw error(h.name(), where + ": a strip or tile of " + std::to_string(bytes) + " bytes is not plausible");
@@ -554,7 +566,7 @@ inline void decode_contiguous_plane(const tiff_handle& h, const std::filesystem:
   const std::uint64_t at = s.contiguous_offset + static_cast<std::uint64_t>(k) * plane_bytes;
   if (::fseeko(file.get(), static_cast<off_t>(at), SEEK_SET) != 0 ||
       std::fread(buf, 1, plane_bytes, file.get()) != plane_bytes)
-    throw error(h.name(), "plane " + std::to_string(k) + ": truncated (ImageJ contiguous stack)");
+    throw error(h.name(), std::string("plane ") + std::to_string(k) + ": truncated (ImageJ contiguous stack)");
   if (s.big_endian == host_is_little_endian() && bps > 1)
     for (std::size_t i = 0; i < plane_bytes; i += bps) std::reverse(buf + i, buf + i + bps);
   // Samples are interleaved (contiguous planar configuration or a single sample).
@@ -574,7 +586,7 @@ inline image read_frames(const std::filesystem::path& path, std::size_t first, s
   const std::size_t frames = s.layout.frames;
   const std::size_t n = count.value_or(frames - std::min(first, frames));
   if (n == 0 || first >= frames || n > frames - first)
-    throw error(name, "frames " + std::to_string(first) + "…" + std::to_string(first + n) + " requested but the file has " +
+    throw error(name, std::string("frames ") + std::to_string(first) + "…" + std::to_string(first + n) + " requested but the file has " +
                           std::to_string(frames) + " frames");
   const page_format& f = s.data_format;
   const std::size_t C = s.channels(), H = f.height, W = f.width, planes = s.layout.planes;
@@ -594,7 +606,7 @@ inline image read_frames(const std::filesystem::path& path, std::size_t first, s
         continue;
       }
       h.clear_errors();
-      if (!TIFFSetSubDirectory(h.get(), s.ifd_offsets[page])) h.fail("cannot read page " + std::to_string(page));
+      if (!TIFFSetSubDirectory(h.get(), s.ifd_offsets[page])) h.fail(std::string("cannot read page ") + std::to_string(page));
       const page_format current = read_page_format(h.get());
       decode_current_page(h, current, page, out, scratch);
     }
@@ -750,9 +762,9 @@ inline void write_tiff(const std::filesystem::path& path, const image& img, dtyp
             for (std::size_t i = 0; i < n; ++i) dst[i] = detail::to_integer_sample<std::uint8_t>(src[i]);
           }
           if (TIFFWriteEncodedStrip(tif, static_cast<std::uint32_t>(k), dst, static_cast<tmsize_t>(rows * row_bytes)) < 0)
-            h.fail("cannot write page " + std::to_string(f * C + c));
+            h.fail(std::string("cannot write page ") + std::to_string(f * C + c));
         }
-        if (!TIFFWriteDirectory(tif)) h.fail("cannot write page " + std::to_string(f * C + c));
+        if (!TIFFWriteDirectory(tif)) h.fail(std::string("cannot write page ") + std::to_string(f * C + c));
       }
     h.close();
   });

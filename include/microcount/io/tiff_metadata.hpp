@@ -182,7 +182,7 @@ inline layout_attempt imagej_layout(const imagej_description& d, const std::vect
   if (c * z * t != images) {
     if (c * z * t == 1) zz = images;  // a plain stack: "images=N" alone means N slices
     else
-      return {std::nullopt, "ImageJ metadata says images=" + std::to_string(images) + " but channels×slices×frames=" +
+      return {std::nullopt, std::string("ImageJ metadata says images=") + std::to_string(images) + " but channels×slices×frames=" +
                                 std::to_string(c * z * t)};
   }
   if (images == 0) return {std::nullopt, "ImageJ metadata says images=0"};
@@ -197,7 +197,7 @@ inline layout_attempt imagej_layout(const imagej_description& d, const std::vect
     l.contiguous = true;
     for (std::size_t i = 0; i < images; ++i) l.page_of[i] = static_cast<std::uint32_t>(i);
   } else {
-    return {std::nullopt, "ImageJ metadata says images=" + std::to_string(images) + " but the file has " +
+    return {std::nullopt, std::string("ImageJ metadata says images=") + std::to_string(images) + " but the file has " +
                               std::to_string(image_pages.size()) + " pages"};
   }
   // ImageJ: XResolution is pixels per `unit`; without a unit the resolution tags speak for themselves.
@@ -266,10 +266,10 @@ inline layout_attempt ome_layout(std::string_view text, std::size_t width, std::
   if (!sx || !sy || !sz || !sc || !st || *sz == 0 || *sc == 0 || *st == 0)
     return {std::nullopt, "OME-XML Pixels sizes are missing or not whole numbers"};
   if (*sx != width || *sy != height)
-    return {std::nullopt, "OME-XML says " + std::to_string(*sx) + "×" + std::to_string(*sy) + " but the pages are " +
+    return {std::nullopt, std::string("OME-XML says ") + std::to_string(*sx) + "×" + std::to_string(*sy) + " but the pages are " +
                               std::to_string(width) + "×" + std::to_string(height)};
   if (*sc % samples != 0)
-    return {std::nullopt, "OME-XML SizeC=" + std::to_string(*sc) + " is not a multiple of the " +
+    return {std::nullopt, std::string("OME-XML SizeC=") + std::to_string(*sc) + " is not a multiple of the " +
                               std::to_string(samples) + " samples per pixel"};
   const std::size_t z_n = *sz, c_n = *sc / samples, t_n = *st;
   const std::string order = pixels.attribute("DimensionOrder").as_string("XYZCT");
@@ -314,13 +314,12 @@ inline layout_attempt ome_layout(std::string_view text, std::size_t width, std::
     std::size_t count = ifd_attr ? 1 : n_planes - start;
     if (const auto pc = td.attribute("PlaneCount")) count = pc.as_ullong();
     if (start + count > n_planes || first_ifd + count > total_pages)
-      return {std::nullopt, "OME-XML TiffData maps planes to pages the file does not have (" +
-                                std::to_string(total_pages) + " pages)"};
+      return {std::nullopt, std::string("OME-XML TiffData maps planes to pages the file does not have (") + std::to_string(total_pages) + " pages)"};
     for (std::size_t k = 0; k < count; ++k) ifd_of_plane[start + k] = static_cast<std::uint32_t>(first_ifd + k);
   }
   if (!any_tiffdata) {
     if (n_planes > total_pages)
-      return {std::nullopt, "OME-XML describes " + std::to_string(n_planes) + " planes but the file has " +
+      return {std::nullopt, std::string("OME-XML describes ") + std::to_string(n_planes) + " planes but the file has " +
                                 std::to_string(total_pages) + " pages"};
     for (std::size_t k = 0; k < n_planes; ++k) ifd_of_plane[k] = static_cast<std::uint32_t>(k);
   }
@@ -333,7 +332,7 @@ inline layout_attempt ome_layout(std::string_view text, std::size_t width, std::
     std::size_t zct[3];
     zct_of(k, zct);
     if (ifd_of_plane[k] == unset)
-      return {std::nullopt, "OME-XML maps no page to plane z=" + std::to_string(zct[0]) + " c=" +
+      return {std::nullopt, std::string("OME-XML maps no page to plane z=") + std::to_string(zct[0]) + " c=" +
                                 std::to_string(zct[1]) + " t=" + std::to_string(zct[2])};
     l.page_of[(zct[0] + z_n * zct[2]) * c_n + zct[1]] = ifd_of_plane[k];
   }
@@ -400,7 +399,7 @@ inline std::optional<layout_attempt> tifffile_layout(std::string_view text,
   std::size_t product = 1;
   for (std::size_t i = 0; i < leading; ++i) product *= shape[i];
   if (product != image_pages.size())
-    return layout_attempt{std::nullopt, "tifffile shape has " + std::to_string(product) + " planes but the file has " +
+    return layout_attempt{std::nullopt, std::string("tifffile shape has ") + std::to_string(product) + " planes but the file has " +
                                             std::to_string(image_pages.size()) + " pages"};
   std::size_t c_axis = leading;  // none
   for (std::size_t i = 0; i < leading && !axes.empty(); ++i)
