@@ -117,6 +117,8 @@ class tiff_handle {
       std::string why = messages_.errors.empty() ? "cannot open" : messages_.errors;
       if (why.find("magic number") != std::string::npos || why.find("Not a TIFF") != std::string::npos)
         why = "not a TIFF file (" + why + ")";
+      else if (why.find("Cannot read TIFF header") != std::string::npos)
+        why = "not a TIFF file (too short for a TIFF header)";
       throw error(name_, why);
     }
   }

@@ -18,6 +18,12 @@ info_has() {
   pass
 }
 
+# A 3×2 RGB PNG built byte by byte: pixel (y, x) = 10·x + 60·y in every channel → min 0, max 80, mean 40.
+printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x03\x00\x00\x00\x02\x08\x02\x00\x00\x00\x12\x16\xf1\x4d\x00\x00\x00\x1c\x49\x44\x41\x54\x78\x9c\x63\x60\x60\x60\xe0\xe2\xe2\x12\x11\x11\x61\xb0\xb1\xb1\x71\x73\x73\x0b\x08\x08\x00\x00\x10\x40\x02\xd1\x14\xbf\xe2\x0c\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82' > "$tmp/rgb.png"
+info_has "$tmp/rgb.png" '"format":"png"' '"width":3' '"height":2' '"channels":3' '"dtype":"uint8"' '"min":0.0' '"max":80.0' '"mean":40.0'
+head -c 40 "$tmp/rgb.png" > "$tmp/cut.png"
+expect_error "cut.png" "$mc" info "$tmp/cut.png"
+
 if [ -n "$data" ] && [ -d "$data/vgg-cells" ]; then
   info_has "$data/vgg-cells/image_001.tif" '"width":256' '"height":256' '"frames":1' '"channels":1' \
     '"dtype":"uint8"' '"min":4.0' '"max":252.0' '"compression":"none"' '"bigtiff":false'
