@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <limits>
 #include <new>
@@ -25,7 +26,7 @@ struct value_stats {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
   std::size_t finite = 0, non_finite = 0;
 
-  template <class It>
+  template <std::input_iterator It>
   void add(It first, It last) {
     for (; first != last; ++first) {
       const double v = static_cast<double>(*first);

@@ -384,8 +384,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
       if (!why.empty()) attempt = {std::nullopt, why};
       else s.contiguous_offset = offset;
     }
-  } else if (auto shaped = tifffile_layout(description, image_pages, first.samples,
-                                           first.planar == PLANARCONFIG_SEPARATE, res)) {
+  } else if (auto shaped = tifffile_layout(description, image_pages, first.samples, res)) {
     attempt = std::move(*shaped);
   } else {
     attempt.layout = plain_layout(image_pages, res);
@@ -416,7 +415,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
   if (d.compression == COMPRESSION_NONE) {
     const unsigned __int128 page_bytes =
         static_cast<unsigned __int128>((std::uint64_t{d.width} * d.samples * d.bits + 7) / 8) * d.height;
-    const std::uint64_t n_pages = s.layout.contiguous ? s.layout.page_of.size() : s.layout.page_of.size();
+    const std::uint64_t n_pages = s.layout.page_of.size();  // planes, also for a contiguous stack
     std::error_code ec;
     const std::uint64_t file_size = std::filesystem::file_size(path, ec);
     if (!ec && page_bytes * n_pages > file_size)
@@ -430,6 +429,7 @@ inline tiff_scan scan_tiff(tiff_handle& h, const std::filesystem::path& path) {
 // ---- decoding --------------------------------------------------------------------------------
 
 template <class T>
+  requires std::is_arithmetic_v<T>
 void convert_run(const unsigned char* src, std::size_t stride_samples, std::size_t n, float* dst) {
   const std::size_t step = stride_samples * sizeof(T);
   for (std::size_t i = 0; i < n; ++i) {
@@ -643,6 +643,7 @@ inline std::string imagej_description_for(std::size_t frames, std::size_t channe
 }
 
 template <class T>
+  requires std::is_integral_v<T> && std::is_unsigned_v<T>
 T to_integer_sample(float v) {
   constexpr float top = static_cast<float>(std::numeric_limits<T>::max());
   if (!(v > 0.0f)) return 0;  // also NaN

@@ -377,8 +377,7 @@ inline layout_attempt ome_layout(std::string_view text, std::size_t width, std::
 // channel-planes; every other leading axis folds into frames.
 inline std::optional<layout_attempt> tifffile_layout(std::string_view text,
                                                      const std::vector<std::uint32_t>& image_pages,
-                                                     std::size_t samples, bool planar_separate,
-                                                     const resolution_tags& res) {
+                                                     std::size_t samples, const resolution_tags& res) {
   const std::size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string_view::npos || text[start] != '{') return std::nullopt;
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
@@ -393,9 +392,8 @@ inline std::optional<layout_attempt> tifffile_layout(std::string_view text,
   const std::size_t page_dims = samples > 1 ? 3 : 2;
   if (shape.size() < page_dims || (!axes.empty() && axes.size() != shape.size()))
     return layout_attempt{std::nullopt, "tifffile shape does not fit the pages"};
-  // Drop the per-page axes (Y, X, S), wherever S sits.
+  // Drop the per-page axes: Y, X and S (last for contiguous samples, before Y for planar ones).
   const std::size_t leading = shape.size() - page_dims;
-  (void)planar_separate;
   std::size_t product = 1;
   for (std::size_t i = 0; i < leading; ++i) product *= shape[i];
   if (product != image_pages.size())
