@@ -57,27 +57,25 @@ struct upsample_kernel {
 
   static void forward(const op& p, in_view x, out_view y) {
     require_contiguous(x, "upsample input");
+    for (index_t i = 0; i < y.size(); ++i) y.data[i] = T(0);
     visit(p, x.extent, y.extent, [&](index_t in_at, index_t out_at, double w) {
-      if (w != 0) y.data[out_at] += T(w * x.data[in_at]);
-    }, y);
+      if (w != 0) y.data[out_at] += T(w * x.data[in_at]);  // skipping weight 0 keeps an unused inf out
+    });
   }
 
   static void backward(const op& p, in_view dy, out_view dx) {
     for (index_t i = 0; i < dx.size(); ++i) dx.data[i] = T(0);
     visit(p, dx.extent, dy.extent, [&](index_t in_at, index_t out_at, double w) {
       dx.data[in_at] += T(w * dy.data[out_at]);
-    }, out_view{});
+    });
   }
 
  private:
-  // Calls f(input offset, output offset, weight) for each of the 2^3 (lifted) source corners of every output;
-  // zeroes `clear` first when it has data.
+  // Calls f(input offset, output offset, weight) for each of the 2^3 (lifted) source corners of every output.
   template <class Extent, class F>
-  static void visit(const op& p, const Extent& in_extent, const Extent& out_extent, F&& f, out_view clear) {
+  static void visit(const op& p, const Extent& in_extent, const Extent& out_extent, F&& f) {
     const auto in = lift_spatial<Dims>(in_extent), out = lift_spatial<Dims>(out_extent);
     const auto scale = lift_params<Dims>(p.scale);
-    if (clear.data)
-      for (index_t i = 0; i < clear.size(); ++i) clear.data[i] = T(0);
     std::array<resample_detail::axis_map<double>, 3> map{
         resample_detail::axis_map<double>(in[0], int(scale[0]), p.mode),
         resample_detail::axis_map<double>(in[1], int(scale[1]), p.mode),
