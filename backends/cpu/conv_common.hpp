@@ -146,26 +146,27 @@ inline constexpr int shared_slot = 0, task_slot = 1, task_slot2 = 2;
 
 // ---- zero-padded copies -----------------------------------------------------------------------
 
-// Copies a box of one channel `src` [D, H, W] into dst [planes, rows, pitch]: dst(p, r, c) =
-// src(d0 + p, r0 + r, c0 + c) where that is inside the image, 0 elsewhere. d0/r0/c0 may be negative
-// (padding) or cut into the image (a band of rows, or negative padding).
+// Copies a box of one channel `src` [D, H, W] into dst rows of `width` floats, row r of plane p at
+// dst + p·plane_stride + r·row_stride: dst(p, r, c) = src(d0 + p, r0 + r, c0 + c) where that is inside the
+// image, 0 elsewhere. d0/r0/c0 may be negative (padding) or cut into the image (a band of rows, or
+// negative padding).
 inline void copy_padded(const float* src, const std::array<index_t, 3>& in, index_t d0, index_t planes, index_t r0,
-                        index_t rows, index_t c0, index_t pitch, float* dst) {
-  const index_t col_lo = std::clamp<index_t>(-c0, 0, pitch);           // first dst column inside the image
-  const index_t col_hi = std::clamp<index_t>(in[2] - c0, col_lo, pitch);  // one past the last
+                        index_t rows, index_t c0, index_t width, float* dst, index_t row_stride, index_t plane_stride) {
+  const index_t col_lo = std::clamp<index_t>(-c0, 0, width);           // first dst column inside the image
+  const index_t col_hi = std::clamp<index_t>(in[2] - c0, col_lo, width);  // one past the last
   for (index_t p = 0; p < planes; ++p) {
     const index_t d = d0 + p;
     for (index_t r = 0; r < rows; ++r) {
-      float* out = dst + (p * rows + r) * pitch;
+      float* out = dst + p * plane_stride + r * row_stride;
       const index_t h = r0 + r;
       if (d < 0 || d >= in[0] || h < 0 || h >= in[1] || col_hi == col_lo) {
-        std::memset(out, 0, sizeof(float) * static_cast<std::size_t>(pitch));
+        std::memset(out, 0, sizeof(float) * static_cast<std::size_t>(width));
         continue;
       }
       const float* row = src + (d * in[1] + h) * in[2];
       if (col_lo > 0) std::memset(out, 0, sizeof(float) * static_cast<std::size_t>(col_lo));
       std::memcpy(out + col_lo, row + c0 + col_lo, sizeof(float) * static_cast<std::size_t>(col_hi - col_lo));
-      if (col_hi < pitch) std::memset(out + col_hi, 0, sizeof(float) * static_cast<std::size_t>(pitch - col_hi));
+      if (col_hi < width) std::memset(out + col_hi, 0, sizeof(float) * static_cast<std::size_t>(width - col_hi));
     }
   }
 }

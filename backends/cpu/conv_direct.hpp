@@ -10,10 +10,10 @@
 //   broadcasts per (input channel, tap). Weights are packed [block][IC][taps][OCB] so those broadcasts
 //   are adjacent in memory.
 // Backward-weights (kernels with 3 columns, unit column dilation, 3 or 9 row taps):
-//   tasks are (image, group of row bands); for each band and input channel, dY[oc block] × shifted
-//   X[ic] is accumulated over the band into OCB × taps batch accumulators, reduced horizontally and
-//   added to the task's own double-precision partial dW. Partials are summed in task order after the
-//   one parallel loop: no barriers inside, and the same bits for any thread count.
+//   tasks are (image, group of row bands); for each band, block of output channels and input channel,
+//   dY[oc block] × shifted X[ic] is accumulated over the band into OCB × taps batch accumulators,
+//   reduced horizontally and added to the task's own partial dW. Partials are summed in task order (in
+//   double) after the one parallel loop: no barriers inside, and the same bits for any thread count.
 #include <algorithm>
 #include <vector>
 
@@ -48,10 +48,12 @@ struct direct_forward_problem {
   float* y = nullptr;                // [N, OC, out...]
 };
 
-// The band's input region laid out for the tile loop.
+// The band's zero-padded input region, channels interleaved by row: [planes_in][rows_in][IC][pitch], so
+// stepping from one input channel to the next is a short constant stride the prefetchers follow.
 struct band_layout {
-  index_t rows_out = 0, rows_in = 0, planes_in = 0, pitch = 0, channel = 0, batches_per_row = 0;
-  std::vector<index_t> row_offsets;     // [KD·KH] offset of (kd, kh) in the scratch
+  index_t rows_out = 0, rows_in = 0, planes_in = 0, pitch = 0, batches_per_row = 0;
+  index_t channel = 0, row = 0, plane = 0, size = 0;  // strides in floats, and the whole region
+  std::vector<index_t> row_offsets;     // [KD·KH] offset of tap row (kd, kh)
   std::vector<index_t> column_offsets;  // [KW]
 
   band_layout(const conv_geometry& g, index_t rows) {
@@ -60,11 +62,18 @@ struct band_layout {
     rows_in = rows + (g.k[1] - 1) * g.dil[1];
     planes_in = (g.k[0] - 1) * g.dil[0] + 1;
     pitch = round_up(batches_per_row * lanes + (g.k[2] - 1) * g.dil[2], lanes);
-    channel = planes_in * rows_in * pitch;
+    channel = pitch;
+    row = g.ic * pitch;
+    plane = rows_in * row;
+    size = planes_in * plane;
     for (index_t kd = 0; kd < g.k[0]; ++kd)
-      for (index_t kh = 0; kh < g.k[1]; ++kh)
-        row_offsets.push_back((kd * g.dil[0] * rows_in + kh * g.dil[1]) * pitch);
+      for (index_t kh = 0; kh < g.k[1]; ++kh) row_offsets.push_back(kd * g.dil[0] * plane + kh * g.dil[1] * row);
     for (index_t kw = 0; kw < g.k[2]; ++kw) column_offsets.push_back(kw * g.dil[2]);
+  }
+  // Copies input channel c of image `image` [IC, in...] for the band starting at output (od, oh0).
+  void copy_channel(const conv_geometry& g, const float* image, index_t c, index_t od, index_t oh0, float* dst) const {
+    copy_padded(image + c * g.in_size(), g.in, od - g.pad[0], planes_in, oh0 - g.pad[1], rows_in, -g.pad[2], pitch,
+                dst + c * channel, row, plane);
   }
 };
 
@@ -109,10 +118,8 @@ void direct_forward_band(const direct_forward_problem& pr, index_t n, index_t od
   const band_layout L(g, oh1 - oh0);
   const index_t taps = g.taps();
 
-  float* xs = thread_scratch(task_slot, g.ic * L.channel);  // [IC][planes_in][rows_in][pitch]
-  for (index_t c = 0; c < g.ic; ++c)
-    copy_padded(pr.x + (n * g.ic + c) * g.in_size(), g.in, od - g.pad[0], L.planes_in, oh0 - g.pad[1], L.rows_in,
-                -g.pad[2], L.pitch, xs + c * L.channel);
+  float* xs = thread_scratch(task_slot, L.size);  // [planes_in][rows_in][IC][pitch]
+  for (index_t c = 0; c < g.ic; ++c) L.copy_channel(g, pr.x + n * g.ic * g.in_size(), c, od, oh0, xs);
 
   const index_t ow = g.out[2], per_row = L.batches_per_row;
   const index_t batches = L.rows_out * per_row;
@@ -137,7 +144,7 @@ void direct_forward_band(const direct_forward_problem& pr, index_t n, index_t od
         const index_t i = v0 + v;
         if (i < batches) {
           const index_t q = i / per_row, col = (i % per_row) * lanes;
-          in[v] = xs + q * L.pitch + col;
+          in[v] = xs + q * L.row + col;
           out_offset[v] = q * ow + col;
           count[v] = std::min(lanes, ow - col);
         } else {  // past the band: recompute batch 0 and drop it
@@ -223,10 +230,10 @@ void direct_forward(const conv_geometry& g, const float* x, WeightAt weight_at, 
 // ---- backward weights -------------------------------------------------------------------------
 
 // acc[o][rt·3 + kw] += Σ over the band of dy[o] · x shifted by (row tap rt, column kw), then added to
-// dw[o][tap] (double). xs: one input channel's padded band; dy: OCB channels' band, zero past OW.
+// dw[o][tap]. xs: one input channel's padded band; dy: OCB channels' band, zero past OW.
 template <int OCB, int RT>
 void accumulate_weight_block(const float* xs, const band_layout& L, const float* dy, index_t dy_channel,
-                             index_t dy_pitch, double* dw, index_t dw_channel) {
+                             index_t dy_pitch, float* dw, index_t dw_channel) {
   constexpr int taps = RT * 3;
   batch acc[OCB][taps];
   for (int o = 0; o < OCB; ++o)
@@ -234,7 +241,7 @@ void accumulate_weight_block(const float* xs, const band_layout& L, const float*
   index_t row_off[RT];
   for (int r = 0; r < RT; ++r) row_off[r] = L.row_offsets[static_cast<std::size_t>(r)];
   for (index_t q = 0; q < L.rows_out; ++q) {
-    const float* xq = xs + q * L.pitch;
+    const float* xq = xs + q * L.row;
     const float* dq = dy + q * dy_pitch;
     for (index_t col = 0; col < L.batches_per_row * lanes; col += lanes) {
       batch d[OCB];
@@ -255,7 +262,7 @@ void accumulate_weight_block(const float* xs, const band_layout& L, const float*
   float sums[count];
   horizontal_sums(rows, count, sums);
   for (int o = 0; o < OCB; ++o)
-    for (int t = 0; t < taps; ++t) dw[o * dw_channel + t] += static_cast<double>(sums[o * taps + t]);
+    for (int t = 0; t < taps; ++t) dw[o * dw_channel + t] += sums[o * taps + t];
 }
 
 // Whether the direct backward-weights path covers g: unit stride, 3 kernel columns without dilation,
@@ -275,23 +282,26 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
   std::vector<index_t> block_start(static_cast<std::size_t>(nblocks + 1));
   for (index_t b = 0; b <= nblocks; ++b) block_start[static_cast<std::size_t>(b)] = b * g.oc / nblocks;
 
-  // Bands of output rows whose dY (all channels) stays within ~1 MiB of L2 while every input channel
-  // sweeps it; tasks are (image·plane, group of bands), at least 8 of them, each with its own partial dW.
+  // Bands of output rows whose dY (all output channels) and padded X (all input channels) stay within
+  // ~1.5 MiB of L2: each block of output channels keeps its dY in L1 while it sweeps every input
+  // channel's X from L2. Tasks are (image·plane, group of bands), at least 8, each with its own partial dW.
   const index_t ow = g.out[2], per_row = ceil_div(ow, lanes);
   const bool copy_dy = ow % lanes != 0;  // tail lanes must read zeros
-  const index_t budget = (1024 * 1024) / static_cast<index_t>(sizeof(float));
+  const band_layout one_row(g, 1);
+  const index_t x_per_row = g.ic * one_row.planes_in * one_row.pitch;
+  const index_t budget = (1536 * 1024) / static_cast<index_t>(sizeof(float)) - x_per_row * (g.k[1] - 1) * g.dil[1];
   const index_t planes = g.n * g.out[0];
-  index_t rows = std::clamp<index_t>(budget / std::max<index_t>(1, g.oc * per_row * lanes), 1, g.out[1]);
+  index_t rows = std::clamp<index_t>(budget / std::max<index_t>(1, g.oc * per_row * lanes + x_per_row), 1, g.out[1]);
   if (planes < 8) rows = std::min(rows, ceil_div(g.out[1], ceil_div(8, planes)));
   const index_t bands = ceil_div(g.out[1], rows);
   const index_t groups = std::min(bands, ceil_div(8, planes));
   const index_t tasks = planes * groups;
-  std::vector<double> partial(static_cast<std::size_t>(tasks * size), 0.0);  // [tasks][OC][IC][taps]
+  std::vector<float> partial(static_cast<std::size_t>(tasks * size), 0.0f);  // [tasks][OC][IC][taps]
 
   parallel_for(0, tasks, [&](std::int64_t t) {
     const index_t plane = t / groups, group = t % groups;
     const index_t n = plane / g.out[0], od = plane % g.out[0];
-    double* acc = partial.data() + t * size;
+    float* acc = partial.data() + t * size;
     for (index_t band = group * bands / groups; band < (group + 1) * bands / groups; ++band) {
       const index_t oh0 = band * rows, oh1 = std::min(g.out[1], oh0 + rows);
       const band_layout L(g, oh1 - oh0);
@@ -303,25 +313,26 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
         float* copy = thread_scratch(task_slot2, g.oc * dy_channel);
         const std::array<index_t, 3> rows_of_channel{1, L.rows_out, ow};
         for (index_t o = 0; o < g.oc; ++o)
-          copy_padded(dy_band + o * g.out_size(), rows_of_channel, 0, 1, 0, L.rows_out, 0, dy_pitch, copy + o * dy_channel);
+          copy_padded(dy_band + o * g.out_size(), rows_of_channel, 0, 1, 0, L.rows_out, 0, dy_pitch, copy + o * dy_channel,
+                      dy_pitch, dy_channel);
         dy_band = copy;
       }
-      float* xs = thread_scratch(task_slot, L.channel);
-      for (index_t c = 0; c < g.ic; ++c) {
-        copy_padded(x + (n * g.ic + c) * g.in_size(), g.in, od - g.pad[0], L.planes_in, oh0 - g.pad[1], L.rows_in,
-                    -g.pad[2], L.pitch, xs);
-        for (index_t b = 0; b < nblocks; ++b) {
-          const index_t o0 = block_start[static_cast<std::size_t>(b)];
-          const index_t count = block_start[static_cast<std::size_t>(b + 1)] - o0;
-          const float* d = dy_band + o0 * dy_channel;
-          double* w = acc + (o0 * g.ic + c) * taps;
+      float* xs = thread_scratch(task_slot, L.size);  // [planes_in][rows_in][IC][pitch]
+      for (index_t c = 0; c < g.ic; ++c) L.copy_channel(g, x + n * g.ic * g.in_size(), c, od, oh0, xs);
+      for (index_t b = 0; b < nblocks; ++b) {
+        const index_t o0 = block_start[static_cast<std::size_t>(b)];
+        const index_t count = block_start[static_cast<std::size_t>(b + 1)] - o0;
+        const float* d = dy_band + o0 * dy_channel;
+        for (index_t c = 0; c < g.ic; ++c) {
+          const float* xc = xs + c * L.channel;
+          float* w = acc + (o0 * g.ic + c) * taps;
           const index_t wc = g.ic * taps;
           if constexpr (RT == 3) {
-            if (count == 3) accumulate_weight_block<3, RT>(xs, L, d, dy_channel, dy_pitch, w, wc);
-            else if (count == 2) accumulate_weight_block<2, RT>(xs, L, d, dy_channel, dy_pitch, w, wc);
-            else accumulate_weight_block<1, RT>(xs, L, d, dy_channel, dy_pitch, w, wc);
+            if (count == 3) accumulate_weight_block<3, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
+            else if (count == 2) accumulate_weight_block<2, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
+            else accumulate_weight_block<1, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
           } else {
-            accumulate_weight_block<1, RT>(xs, L, d, dy_channel, dy_pitch, w, wc);
+            accumulate_weight_block<1, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
           }
         }
       }
@@ -331,7 +342,7 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
   parallel_for(0, ceil_div(size, 4096), [&](std::int64_t chunk) {
     for (index_t i = chunk * 4096; i < std::min(size, (chunk + 1) * 4096); ++i) {
       double s = 0;
-      for (index_t t = 0; t < tasks; ++t) s += partial[static_cast<std::size_t>(t * size + i)];
+      for (index_t t = 0; t < tasks; ++t) s += static_cast<double>(partial[static_cast<std::size_t>(t * size + i)]);
       dw[i] = static_cast<float>(s);
     }
   });
