@@ -130,6 +130,7 @@ inline float* thread_scratch(int slot, index_t count) {
   };
   thread_local std::array<buffer, 4> buffers;
   buffer& b = buffers[static_cast<std::size_t>(slot)];
+  count = std::max<index_t>(count, 16);
   if (b.size < count) {
     std::free(b.data);
     b.data = nullptr;

@@ -296,12 +296,13 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
   const index_t bands = ceil_div(g.out[1], rows);
   const index_t groups = std::min(bands, ceil_div(8, planes));
   const index_t tasks = planes * groups;
-  std::vector<float> partial(static_cast<std::size_t>(tasks * size), 0.0f);  // [tasks][OC][IC][taps]
+  float* partial = thread_scratch(shared_slot, tasks * size);  // [tasks][OC][IC][taps], reused across calls
 
   parallel_for(0, tasks, [&](std::int64_t t) {
     const index_t plane = t / groups, group = t % groups;
     const index_t n = plane / g.out[0], od = plane % g.out[0];
-    float* acc = partial.data() + t * size;
+    float* acc = partial + t * size;
+    std::fill(acc, acc + size, 0.0f);
     for (index_t band = group * bands / groups; band < (group + 1) * bands / groups; ++band) {
       const index_t oh0 = band * rows, oh1 = std::min(g.out[1], oh0 + rows);
       const band_layout L(g, oh1 - oh0);
@@ -342,7 +343,7 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
   parallel_for(0, ceil_div(size, 4096), [&](std::int64_t chunk) {
     for (index_t i = chunk * 4096; i < std::min(size, (chunk + 1) * 4096); ++i) {
       double s = 0;
-      for (index_t t = 0; t < tasks; ++t) s += static_cast<double>(partial[static_cast<std::size_t>(t * size + i)]);
+      for (index_t t = 0; t < tasks; ++t) s += static_cast<double>(partial[t * size + i]);
       dw[i] = static_cast<float>(s);
     }
   });

@@ -289,11 +289,12 @@ inline void gemm_backward_weights(const conv_geometry& g, const float* x, const 
   const index_t chunk = gemm_chunk(g), chunks = ceil_div(out, chunk);
   const index_t groups = std::min(chunks, g.n >= 4 ? index_t{1} : ceil_div(4, std::max<index_t>(g.n, 1)));
   const index_t tasks = g.n * groups, size = g.oc * k;
-  std::vector<float> partial(static_cast<std::size_t>(tasks * size), 0.0f);  // [tasks, OC, IC·taps]
+  float* partial = thread_scratch(shared_slot, tasks * size);  // [tasks, OC, IC·taps], reused across calls
   parallel_gemm_tasks(tasks, [&](std::int64_t t) {
     const index_t n = t / groups, group = t % groups;
     const index_t c0 = group * chunks / groups, c1 = (group + 1) * chunks / groups;
-    matrix_map P(partial.data() + t * size, g.oc, k, Eigen::OuterStride<>(k));
+    std::fill(partial + t * size, partial + (t + 1) * size, 0.0f);
+    matrix_map P(partial + t * size, g.oc, k, Eigen::OuterStride<>(k));
     const float* x_img = x + n * g.ic * g.in_size();
     for (index_t c = c0; c < c1; ++c) {
       const index_t p0 = c * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
@@ -309,7 +310,7 @@ inline void gemm_backward_weights(const conv_geometry& g, const float* x, const 
   });
   for (index_t i = 0; i < size; ++i) {
     float s = 0.0f;
-    for (index_t t = 0; t < tasks; ++t) s += partial[static_cast<std::size_t>(t * size + i)];
+    for (index_t t = 0; t < tasks; ++t) s += partial[t * size + i];
     dw[i] = s;
   }
 }

@@ -156,6 +156,8 @@ TEST_CASE("cpu conv<2>: every function equals the reference (borders, strides, d
       c2(2, 3, 2, 6, 33, 1, 1),                 // pointwise
       c2(1, 2, 3, 6, 6, 1, 1, 1, 1),            // 1×1 with padding (direct)
       c2(1, 3, 4, 16, 16, 3, 3, 1, 1),          // exact SIMD rows
+      c2(2, 0, 3, 5, 5, 3, 3, 1, 1),            // no input channels: y = bias, dw empty
+      c2(1, 2, 3, 5, 5, 5, 5, 1, 0),            // kernel as large as the input: 1×1 output
   };
   conv_case odd = c2(3, 2, 3, 9, 7, 3, 2, 1, 1, 1);  // mixed: stride 2×1, pad 1×0, dilation 2×1
   odd.stride = {1, 2, 1};
