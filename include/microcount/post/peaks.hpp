@@ -25,7 +25,6 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -34,6 +33,7 @@
 #include "microcount/core/error.hpp"
 #include "microcount/core/parallel.hpp"
 #include "microcount/post/scored_point.hpp"
+#include "microcount/post/spatial_grid.hpp"
 #include "microcount/post/union_find.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside avx512fintrin.h (_mm512_undefined_*, GCC bug 105593)
@@ -320,28 +320,32 @@ inline std::vector<scored_point> resolve_candidates(const std::vector<candidate>
   if (n == 0) return {};
   require(n < std::numeric_limits<std::uint32_t>::max(), "peaks", "too many candidate peaks");
   const std::int64_t plane = shape.h * shape.w;
-  auto find = [&](std::int64_t index) -> std::int64_t {
-    auto it = std::lower_bound(cands.begin(), cands.end(), index,
-                               [](const candidate& c, std::int64_t i) { return c.index < i; });
-    return (it != cands.end() && it->index == index) ? it - cands.begin() : -1;
-  };
 
-  // Plateaus: union equal-valued candidates with their already-seen (raster-earlier) neighbours.
+  // Plateaus: union equal-valued candidates with their raster-earlier neighbours. For each neighbour
+  // offset the neighbour's index grows with the candidate's, so one forward-only cursor per offset
+  // finds them all in O(candidates).
   union_find sets(n);
+  struct offset {
+    std::int64_t t, y, x, delta;
+    std::size_t cursor = 0;
+  };
+  std::vector<offset> offsets;
   const std::int64_t tspan = s.dt > 0 ? 1 : 0;
+  for (std::int64_t ot = -tspan; ot <= 0; ++ot)
+    for (std::int64_t oy = -1; oy <= 1; ++oy)
+      for (std::int64_t ox = -1; ox <= 1; ++ox)
+        if (ot < 0 || oy < 0 || (oy == 0 && ox < 0)) offsets.push_back({ot, oy, ox, ot * plane + oy * shape.w + ox});
   for (std::size_t i = 0; i < n; ++i) {
     const std::int64_t idx = cands[i].index;
     const std::int64_t t = idx / plane, y = (idx % plane) / shape.w, x = idx % shape.w;
-    for (std::int64_t ot = -tspan; ot <= 0; ++ot)
-      for (std::int64_t oy = -1; oy <= 1; ++oy)
-        for (std::int64_t ox = -1; ox <= 1; ++ox) {
-          if (ot == 0 && (oy > 0 || (oy == 0 && ox >= 0))) continue;  // only raster-earlier neighbours
-          const std::int64_t tt = t + ot, yy = y + oy, xx = x + ox;
-          if (tt < 0 || yy < 0 || yy >= shape.h || xx < 0 || xx >= shape.w) continue;
-          const std::int64_t j = find(tt * plane + yy * shape.w + xx);
-          if (j >= 0 && cands[j].value == cands[i].value)
-            sets.unite(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j));
-        }
+    for (auto& off : offsets) {
+      const std::int64_t yy = y + off.y, xx = x + off.x;
+      if (t + off.t < 0 || yy < 0 || yy >= shape.h || xx < 0 || xx >= shape.w) continue;
+      const std::int64_t target = idx + off.delta;
+      while (off.cursor < i && cands[off.cursor].index < target) ++off.cursor;
+      if (off.cursor < i && cands[off.cursor].index == target && cands[off.cursor].value == cands[i].value)
+        sets.unite(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(off.cursor));
+    }
   }
   struct plateau {
     std::size_t first;  // candidate index of its raster-first pixel (the set's root)
@@ -367,40 +371,37 @@ inline std::vector<scored_point> resolve_candidates(const std::vector<candidate>
     return cands[a.first].value > cands[b.first].value;  // groups are already in raster order
   });
 
-  // Greedy spacing in (t·d/dt, y, x), hashed on cells of side d.
+  // Greedy spacing in (t·d/dt, y, x). A grid over all plateau positions finds each one's neighbours
+  // within d; its cells hold about one plateau each (so its table is dense and lookups are O(1)).
   const double d = static_cast<double>(s.d);
   const double tscale = s.dt > 0 ? d / static_cast<double>(s.dt) : 0.0;
-  std::unordered_map<std::int64_t, std::vector<std::array<double, 3>>> accepted;
-  const std::int64_t cells_w = shape.w / s.d + 3, cells_h = shape.h / s.d + 3;
-  auto cell_key = [&](std::int64_t ct, std::int64_t cy, std::int64_t cx) { return (ct * cells_h + cy) * cells_w + cx; };
-  auto too_close = [&](const std::array<double, 3>& a, const std::array<double, 3>& b) {
+  std::vector<coord<3>> pos(groups.size());
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    const double inv = 1.0 / static_cast<double>(groups[k].pixels);
+    pos[k] = {groups[k].st * inv * tscale, groups[k].sy * inv, groups[k].sx * inv};
+  }
+  const double box = static_cast<double>(shape.h) * static_cast<double>(shape.w) *
+                     (s.dt > 0 ? static_cast<double>(shape.t) * tscale : 1.0);
+  const double per_plateau = box / static_cast<double>(groups.size());
+  const double cell = std::max(d, s.dt > 0 ? std::cbrt(per_plateau) : std::sqrt(per_plateau));
+  const spatial_grid<3> near(pos, cell);
+  std::vector<char> taken(groups.size(), 0);
+  auto too_close = [&](const coord<3>& a, const coord<3>& b) {
     const double at = std::abs(a[0] - b[0]), ay = std::abs(a[1] - b[1]), ax = std::abs(a[2] - b[2]);
     if (o.norm == spacing_norm::chebyshev) return std::max({at, ay, ax}) < d;
     return at * at + ay * ay + ax * ax < d * d;
   };
 
   std::vector<scored_point> peaks;
-  for (const auto& g : groups) {
+  for (std::size_t k = 0; k < groups.size(); ++k) {
     if (peaks.size() >= o.max_peaks) break;
-    const double inv = 1.0 / static_cast<double>(g.pixels);
-    const std::array<double, 3> pos{g.st * inv * tscale, g.sy * inv, g.sx * inv};
-    const auto ct = static_cast<std::int64_t>(std::floor(pos[0] / d)) + 1;
-    const auto cy = static_cast<std::int64_t>(std::floor(pos[1] / d)) + 1;
-    const auto cx = static_cast<std::int64_t>(std::floor(pos[2] / d)) + 1;
+    const auto& g = groups[k];
     bool keep = true;
-    for (std::int64_t a = -1; a <= 1 && keep; ++a)
-      for (std::int64_t b = -1; b <= 1 && keep; ++b)
-        for (std::int64_t c = -1; c <= 1 && keep; ++c) {
-          auto it = accepted.find(cell_key(ct + a, cy + b, cx + c));
-          if (it == accepted.end()) continue;
-          for (const auto& q : it->second)
-            if (too_close(pos, q)) {
-              keep = false;
-              break;
-            }
-        }
+    near.for_each_candidate(pos[k], d, [&](std::size_t j, const coord<3>& q) {
+      keep = keep && !(taken[j] && too_close(pos[k], q));
+    });
     if (!keep) continue;
-    accepted[cell_key(ct, cy, cx)].push_back(pos);
+    taken[k] = 1;
 
     const std::int64_t idx = cands[g.first].index;
     const std::int64_t t = idx / plane;
@@ -414,6 +415,7 @@ inline std::vector<scored_point> resolve_candidates(const std::vector<candidate>
       p.point.x = static_cast<double>(x) + dx;
       p.point.frame = s.dt > 0 ? static_cast<int>(t) : frame_of_plane;
     } else {
+      const double inv = 1.0 / static_cast<double>(g.pixels);
       p.point.y = g.sy * inv;
       p.point.x = g.sx * inv;
       p.point.frame = s.dt > 0 ? static_cast<int>(std::lround(g.st * inv)) : frame_of_plane;

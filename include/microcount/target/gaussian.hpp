@@ -253,9 +253,9 @@ inline std::vector<double> point_sigmas(std::span<const io::point> points, const
       y0 = std::min(y0, xy[j][1]);
       y1 = std::max(y1, xy[j][1]);
     }
-    // About two points per cell on average keeps ring searches short.
+    // About k + 1 points per cell: the k nearest usually lie within the first ring of cells.
     const double area = (x1 - x0 + 1) * (y1 - y0 + 1);
-    const double cell = std::max(1.0, std::sqrt(2.0 * area / static_cast<double>(ids.size())));
+    const double cell = std::max(1.0, std::sqrt(static_cast<double>(a.k + 1) * area / static_cast<double>(ids.size())));
     const post::spatial_grid<2> grid(xy, cell);
     parallel_for(0, static_cast<std::int64_t>(ids.size()), [&](std::int64_t j) {
       const auto near = grid.nearest(xy[static_cast<std::size_t>(j)], a.k, static_cast<std::size_t>(j));
