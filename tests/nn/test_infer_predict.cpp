@@ -269,3 +269,25 @@ TEST_CASE("predict: readable errors") {
     CHECK_THROWS_WITH_AS(infer::predict(net, image), doctest::Contains("channels"), error);
   }
 }
+
+TEST_CASE("predict: movie flip TTA flips height and width of every frame, never time") {
+  rng r(19);
+  auto net = make_two_convs<3, backend::cpu>(1, 3, 2, r);
+  const auto movie = random_image<4>({1, 4, 12, 10}, r);  // [C, T, H, W], one tile
+  const infer::predict_options<3> plain{.tile = {8, 16, 16}, .margin = {0, 0, 0}};
+  xt::xtensor<float, 4> expected = xt::zeros<float>({std::size_t{2}, std::size_t{4}, std::size_t{12}, std::size_t{10}});
+  for (int g = 0; g < 4; ++g) {
+    xt::xtensor<float, 4> x = movie;
+    if (g & 1) x = xt::flip(x, 2);
+    if (g & 2) x = xt::flip(x, 3);
+    xt::xtensor<float, 4> y = infer::predict(net, x, plain);
+    if (g & 2) y = xt::flip(y, 3);
+    if (g & 1) y = xt::flip(y, 2);
+    expected += y / 4.0f;
+  }
+  auto opts = plain;
+  opts.flips = infer::tta::flips;
+  const auto tta = infer::predict(net, movie, opts);
+  CHECK(max_abs_diff(tta, expected) < 1e-5);
+  CHECK(max_abs_diff(tta, infer::predict(net, movie, plain)) > 1e-3);
+}
