@@ -18,7 +18,7 @@
 #include "microcount/backends/cpu/conv_gemm.hpp"
 #include "microcount/nn/op.hpp"
 
-namespace microcount::cpu_detail {
+namespace microcount::cpu_conv_detail {
 
 inline void conv_forward(const conv_geometry& g, const float* x, const float* w, const float* bias,
                          const conv_epilogue* epi, float* y) {
@@ -71,7 +71,7 @@ inline void conv_backward_weights(const conv_geometry& g, const float* x, const 
     gemm_backward_weights(g, x, dy, dw);
 }
 
-}  // namespace microcount::cpu_detail
+}  // namespace microcount::cpu_conv_detail
 
 namespace microcount {
 
@@ -91,36 +91,36 @@ struct kernel<ops::conv<Dims>, backend::cpu> {
   // per-channel sum and sum of squares of conv + bias.
   static void forward_fused(const op& p, in_view x, in_view w, const float* bias, const conv_epilogue& e, out_view y) {
     check(x, w, y);
-    const auto g = cpu_detail::make_geometry<Dims>(p, x.extent, w.extent, y.extent, "conv (cpu)");
+    const auto g = cpu_conv_detail::make_geometry<Dims>(p, x.extent, w.extent, y.extent, "conv (cpu)");
     if (e.wants_statistics())
       for (index_t c = 0; c < g.oc; ++c) {
         if (e.sum) e.sum[c] = 0.0;
         if (e.sum_squares) e.sum_squares[c] = 0.0;
       }
-    cpu_detail::conv_forward(g, x.data, w.data, bias, &e, y.data);
+    cpu_conv_detail::conv_forward(g, x.data, w.data, bias, &e, y.data);
   }
 
   // dx = conv^T(dy, w), overwriting dx (its extents give the input size).
   static void backward_data(const op& p, in_view dy, in_view w, out_view dx) {
     check(dy, w, dx);
-    const auto g = cpu_detail::make_geometry<Dims>(p, dx.extent, w.extent, dy.extent, "conv backward_data (cpu)");
-    cpu_detail::conv_backward_data(g, dy.data, w.data, nullptr, dx.data);
+    const auto g = cpu_conv_detail::make_geometry<Dims>(p, dx.extent, w.extent, dy.extent, "conv backward_data (cpu)");
+    cpu_conv_detail::conv_backward_data(g, dy.data, w.data, nullptr, dx.data);
   }
 
   // dw = dL/dw and dbias = dL/dbias (when non-null), overwriting both.
   static void backward_weights(const op& p, in_view x, in_view dy, out_view dw, float* dbias) {
     check(x, dy, dw);
-    const auto g = cpu_detail::make_geometry<Dims>(p, x.extent, dw.extent, dy.extent, "conv backward_weights (cpu)");
-    cpu_detail::conv_backward_weights(g, x.data, dy.data, dw.data);
-    if (dbias) cpu_detail::channel_sums(dy.data, g.n, g.oc, g.out_size(), dbias);
+    const auto g = cpu_conv_detail::make_geometry<Dims>(p, x.extent, dw.extent, dy.extent, "conv backward_weights (cpu)");
+    cpu_conv_detail::conv_backward_weights(g, x.data, dy.data, dw.data);
+    if (dbias) cpu_conv_detail::channel_sums(dy.data, g.n, g.oc, g.out_size(), dbias);
   }
 
  private:
   template <class A, class B, class C>
   static void check(const A& a, const B& b, const C& c) {
-    cpu_detail::require_contiguous(a, "conv (cpu)", "every tensor");
-    cpu_detail::require_contiguous(b, "conv (cpu)", "every tensor");
-    cpu_detail::require_contiguous(c, "conv (cpu)", "every tensor");
+    cpu_conv_detail::require_contiguous(a, "conv (cpu)", "every tensor");
+    cpu_conv_detail::require_contiguous(b, "conv (cpu)", "every tensor");
+    cpu_conv_detail::require_contiguous(c, "conv (cpu)", "every tensor");
   }
 };
 
@@ -136,34 +136,34 @@ struct kernel<ops::conv_transpose<Dims>, backend::cpu> {
 
   static void forward(const op& p, in_view x, in_view w, const float* bias, out_view y) {
     const auto g = geometry(p, x.extent, w.extent, y.extent, x, w, y, "conv_transpose (cpu)");
-    cpu_detail::conv_backward_data(g, x.data, w.data, bias, y.data);
+    cpu_conv_detail::conv_backward_data(g, x.data, w.data, bias, y.data);
   }
   static void backward_data(const op& p, in_view dy, in_view w, out_view dx) {
     const auto g = geometry(p, dx.extent, w.extent, dy.extent, dy, w, dx, "conv_transpose backward_data (cpu)");
-    cpu_detail::conv_forward(g, dy.data, w.data, nullptr, nullptr, dx.data);
+    cpu_conv_detail::conv_forward(g, dy.data, w.data, nullptr, nullptr, dx.data);
   }
   static void backward_weights(const op& p, in_view x, in_view dy, out_view dw, float* dbias) {
     const auto g = geometry(p, x.extent, dw.extent, dy.extent, x, dy, dw, "conv_transpose backward_weights (cpu)");
-    cpu_detail::conv_backward_weights(g, dy.data, x.data, dw.data);
-    if (dbias) cpu_detail::channel_sums(dy.data, g.n, g.ic, g.in_size(), dbias);
+    cpu_conv_detail::conv_backward_weights(g, dy.data, x.data, dw.data);
+    if (dbias) cpu_conv_detail::channel_sums(dy.data, g.n, g.ic, g.in_size(), dbias);
   }
 
  private:
   // Geometry of the forward convolution this op is the adjoint of: its input is our output y [N, OC, ...],
   // its output our input x [N, IC, ...].
   template <class A, class B, class C>
-  static cpu_detail::conv_geometry geometry(const op& p, const std::array<index_t, rank>& x,
+  static cpu_conv_detail::conv_geometry geometry(const op& p, const std::array<index_t, rank>& x,
                                             const std::array<index_t, rank>& w, const std::array<index_t, rank>& y,
                                             const A& v1, const B& v2, const C& v3, const char* who) {
-    cpu_detail::require_contiguous(v1, who, "every tensor");
-    cpu_detail::require_contiguous(v2, who, "every tensor");
-    cpu_detail::require_contiguous(v3, who, "every tensor");
-    const shape expected = p.output_shape(cpu_detail::shape_of<rank>(x), cpu_detail::shape_of<rank>(w));
-    require(expected == cpu_detail::shape_of<rank>(y), who,
-            "output view is " + cpu_detail::shape_of<rank>(y).str() + " but the transposed convolution of " +
-                cpu_detail::shape_of<rank>(x).str() + " by " + cpu_detail::shape_of<rank>(w).str() + " gives " +
+    cpu_conv_detail::require_contiguous(v1, who, "every tensor");
+    cpu_conv_detail::require_contiguous(v2, who, "every tensor");
+    cpu_conv_detail::require_contiguous(v3, who, "every tensor");
+    const shape expected = p.output_shape(cpu_conv_detail::shape_of<rank>(x), cpu_conv_detail::shape_of<rank>(w));
+    require(expected == cpu_conv_detail::shape_of<rank>(y), who,
+            "output view is " + cpu_conv_detail::shape_of<rank>(y).str() + " but the transposed convolution of " +
+                cpu_conv_detail::shape_of<rank>(x).str() + " by " + cpu_conv_detail::shape_of<rank>(w).str() + " gives " +
                 expected.str());
-    return cpu_detail::make_geometry<Dims>(p.forward_conv(), y, w, x, who);
+    return cpu_conv_detail::make_geometry<Dims>(p.forward_conv(), y, w, x, who);
   }
 };
 

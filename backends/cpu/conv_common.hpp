@@ -42,7 +42,7 @@ struct conv_epilogue {
 
 }  // namespace microcount
 
-namespace microcount::cpu_detail {
+namespace microcount::cpu_conv_detail {
 
 using batch = xsimd::batch<float>;
 inline constexpr index_t lanes = static_cast<index_t>(batch::size);
@@ -321,4 +321,4 @@ struct statistics_partials {
   }
 };
 
-}  // namespace microcount::cpu_detail
+}  // namespace microcount::cpu_conv_detail

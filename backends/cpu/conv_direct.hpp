@@ -20,7 +20,7 @@
 #include "microcount/backends/cpu/conv_common.hpp"
 #include "microcount/core/parallel.hpp"
 
-namespace microcount::cpu_detail {
+namespace microcount::cpu_conv_detail {
 
 // ---- weight packing ---------------------------------------------------------------------------
 
@@ -356,4 +356,4 @@ inline void direct_backward_weights(const conv_geometry& g, const float* x, cons
     direct_backward_weights_rt<9>(g, x, dy, dw);
 }
 
-}  // namespace microcount::cpu_detail
+}  // namespace microcount::cpu_conv_detail

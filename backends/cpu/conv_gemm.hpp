@@ -18,7 +18,7 @@
 #include "microcount/backends/cpu/conv_common.hpp"
 #include "microcount/core/parallel.hpp"
 
-namespace microcount::cpu_detail {
+namespace microcount::cpu_conv_detail {
 
 using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using matrix_map = Eigen::Map<row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
@@ -332,4 +332,4 @@ inline void channel_sums(const float* v, index_t n, index_t channels, index_t sp
   });
 }
 
-}  // namespace microcount::cpu_detail
+}  // namespace microcount::cpu_conv_detail

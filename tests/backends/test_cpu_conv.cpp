@@ -363,7 +363,7 @@ TEST_CASE("cpu conv: mismatched views are readable errors") {
 }
 
 TEST_CASE("cpu conv: horizontal sums of SIMD accumulators (the AVX-512 transposing tree) are exact") {
-  using cpu_detail::batch;
+  using cpu_conv_detail::batch;
   for (int count : {1, 5, 16, 17, 27, 40}) {
     std::vector<batch> rows(static_cast<std::size_t>(count));
     std::vector<float> want(rows.size());
@@ -377,7 +377,7 @@ TEST_CASE("cpu conv: horizontal sums of SIMD accumulators (the AVX-512 transposi
       rows[static_cast<std::size_t>(i)] = batch::load_aligned(lanes);
     }
     std::vector<float> got(rows.size(), NAN);
-    cpu_detail::horizontal_sums(rows.data(), count, got.data());
+    cpu_conv_detail::horizontal_sums(rows.data(), count, got.data());
     CHECK(got == want);
   }
 }
