@@ -12,6 +12,8 @@
 #include "microcount/data/normalize.hpp"
 #include "microcount/data/patches.hpp"
 #include "microcount/data/split.hpp"
+#include "microcount/data/synth.hpp"
+#include "microcount/io/png.hpp"
 #include "test_support.hpp"
 
 using namespace microcount;
@@ -136,6 +138,60 @@ TEST_CASE("dataset: missing images are an error naming them, unannotated images 
   const auto bad = data::open_dataset(dir);
   CHECK_THROWS_WITH_AS((void)bad.image(0), doctest::Contains("a.tif"), error);
   CHECK_THROWS_AS(data::open_dataset(dir / "nothing"), error);
+}
+
+TEST_CASE("dataset: 16-bit, two-class synthetic folder; normalised and batched per class") {
+  const auto dir = test::scratch("dataviews_synth16");
+  data::synth_options o;
+  o.images = 4;
+  o.height = 48;
+  o.width = 64;
+  o.classes = 2;
+  o.min_cells = 5;
+  o.max_cells = 12;
+  o.dtype = io::dtype::uint16;
+  const auto made = data::write_synthetic_dataset(dir, o);
+  const auto ds = data::open_dataset(dir);
+  REQUIRE(ds.size() == 4);
+  CHECK(ds.total_points() == made.annotations.total_points());
+  CHECK(ds.labels() == made.annotations.labels);
+  rng r;
+  sample s = ds.get(1, r);
+  CHECK(s.image.source_dtype == io::dtype::uint16);
+  CHECK(s.image.pixels == made.images[1].pixels);
+  CHECK(xt::amax(s.image.pixels)() > 255);  // really 16-bit values
+  data::normalize_percentile(s);
+  std::vector<float> v(s.image.pixels.begin(), s.image.pixels.end());
+  CHECK(numpy_percentile(v, 1) == doctest::Approx(0).epsilon(1e-5));
+  CHECK(numpy_percentile(v, 99.8) == doctest::Approx(1).epsilon(1e-5));
+  const std::vector<std::size_t> all{0, 1, 2, 3};
+  const auto b = data::make_batch<backend::cpu>(ds, all, r);
+  REQUIRE(b.density.dim(1) == 2);
+  for (std::size_t i = 0; i < 4; ++i)
+    for (int cls = 0; cls < 2; ++cls) {
+      double mass = 0;
+      for (std::size_t j = 0; j < 48 * 64; ++j) mass += b.density[static_cast<index_t>((i * 2 + cls) * 48 * 64 + j)];
+      const auto n = std::count_if(ds.points(i).begin(), ds.points(i).end(), [&](const io::point& p) { return p.label == cls; });
+      CHECK(mass == doctest::Approx(static_cast<double>(n)).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("dataset: RGB PNG images with napari CSVs beside them") {
+  const auto dir = test::scratch("dataviews_png");
+  xt::xtensor<std::uint8_t, 3> rgb = xt::xtensor<std::uint8_t, 3>::from_shape({6, 8, 3});  // [H, W, C]
+  for (std::size_t i = 0; i < rgb.size(); ++i) rgb.data()[i] = static_cast<std::uint8_t>(i);
+  io::write_png(dir / "a.png", rgb);
+  io::write_text_atomically(dir / "a.csv", "index,axis-0,axis-1\n0,2,3\n1,5,7\n");
+  const auto ds = data::open_dataset(dir);
+  REQUIRE(ds.size() == 1);
+  rng r;
+  const sample s = ds.get(0, r);
+  CHECK(s.name == "a.png");
+  REQUIRE(s.image.pixels.shape() == std::array<std::size_t, 4>{1, 3, 6, 8});
+  CHECK(s.image.pixels(0, 2, 4, 5) == rgb(4, 5, 2));
+  REQUIRE(s.points.size() == 2);
+  CHECK(s.points[1].x == 7);
+  CHECK(s.points[1].y == 5);
 }
 
 TEST_CASE("split: seeded fractions partition the indices, deterministically") {
