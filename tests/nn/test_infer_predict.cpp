@@ -149,6 +149,7 @@ TEST_CASE("predict: depth-2 U-Net (eval-mode BN): exact from margin 23 (its rece
   const auto image = random_image<3>({1, 100, 92}, r);  // divisible by 4: the whole forward needs no padding
   const auto whole = whole_forward(net, image);
   const double scale = static_cast<double>(xt::amax(xt::abs(whole))());
+  CHECK(infer::receptive_radius<spec>(cfg) == infer::extents<2>{23, 23});
   for (index_t margin : {4, 8, 16, 23, 24}) {
     const auto tiled = infer::predict(net, image, {.tile = {64, 64}, .margin = {margin, margin}, .divisor = divisor, .batch = 4});
     const double err = max_abs_diff(tiled, whole) / scale;
@@ -290,4 +291,56 @@ TEST_CASE("predict: movie flip TTA flips height and width of every frame, never 
   const auto tta = infer::predict(net, movie, opts);
   CHECK(max_abs_diff(tta, expected) < 1e-5);
   CHECK(max_abs_diff(tta, infer::predict(net, movie, plain)) > 1e-3);
+}
+
+TEST_CASE("receptive_radius of U-Nets: closed values for 3x3 kernels, 2x2 pooling; time axis of a 3D U-Net") {
+  CHECK(infer::receptive_radius<nn::unet2d<nn::norm::batch, nn::up::transposed, 1>>({}) == infer::extents<2>{9, 9});
+  CHECK(infer::receptive_radius<nn::unet2d<nn::norm::batch, nn::up::transposed, 3>>({}) == infer::extents<2>{51, 51});
+  CHECK(infer::receptive_radius<nn::unet2d<nn::norm::group, nn::up::nearest, 4>>({}) == infer::extents<2>{107, 107});
+  // Pooling (1, 2, 2) keeps time: 2 convolutions per block, 2·Depth + 1 blocks, radius 1 each.
+  CHECK(infer::receptive_radius<nn::unet3d<nn::norm::batch, nn::up::transposed, 2>>({}) == infer::extents<3>{10, 23, 23});
+  CHECK(infer::size_divisor<nn::unet3d<nn::norm::batch, nn::up::transposed, 2>>({}) == infer::extents<3>{1, 4, 4});
+}
+
+// Brute force: the farthest column distance at which perturbing one input pixel changes the output at
+// (row, col), over the pooling phases col = first … first + phases − 1; distances tried up to `limit`.
+template <class Model>
+index_t measured_reach(Model& net, const xt::xtensor<float, 3>& image, std::size_t row, std::size_t first, std::size_t phases,
+                       index_t limit) {
+  const auto base = whole_forward(net, image);
+  index_t reach = 0;
+  for (std::size_t col = first; col < first + phases; ++col)
+    for (index_t d = 1; d <= limit; ++d)
+      for (int side : {-1, 1}) {
+        auto x = image;
+        x(0, row, static_cast<std::size_t>(static_cast<index_t>(col) + side * d)) += 5.0f;
+        const auto y = whole_forward(net, x);
+        if (xt::amax(xt::abs(xt::view(y, xt::all(), row, col) - xt::view(base, xt::all(), row, col)))() > 1e-6f)
+          reach = std::max(reach, d);
+      }
+  return reach;
+}
+
+TEST_CASE("receptive_radius equals the reach measured by perturbing single pixels (transposed and bilinear U-Nets)") {
+  rng r(20);
+  SUBCASE("depth 2, batch norm, transposed: 23") {
+    using spec = nn::unet2d<nn::norm::batch, nn::up::transposed, 2>;
+    const spec::config cfg{.base_width = 3};
+    auto net = spec::make<backend::cpu>(cfg);
+    net.build({1, 1, 16, 16}, r);
+    const auto image = random_image<3>({1, 8, 88}, r);
+    CHECK(measured_reach(net, image, 4, 40, 4, 26) == infer::receptive_radius<spec>(cfg)[1]);
+  }
+  SUBCASE("depth 1, no norm, bilinear: one deeper pixel further than transposed") {
+    using spec = nn::unet2d<nn::norm::none, nn::up::bilinear, 1>;
+    const spec::config cfg{.base_width = 3};
+    auto net = spec::make<backend::cpu>(cfg);
+    net.build({1, 1, 16, 16}, r);
+    const index_t radius = infer::receptive_radius<spec>(cfg)[1];
+    CHECK(radius == 10);  // the transposed-conv depth-1 U-Net reaches 9
+    const auto image = random_image<3>({1, 8, 48}, r);
+    CHECK(measured_reach(net, image, 4, 20, 2, radius + 3) == radius);
+    const auto exact = infer::predict(net, image, {.tile = {16, 32}, .margin = {radius, radius}, .divisor = {2, 2}});
+    CHECK(max_abs_diff(exact, whole_forward(net, image)) < 1e-5);
+  }
 }

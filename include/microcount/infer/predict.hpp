@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <utility>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -69,6 +70,51 @@ struct divisor_of<nn::unet<D, Norm, Up, Depth>> {
 template <class Spec>
 auto size_divisor(const typename Spec::config& c) {
   return divisor_of<Spec>::get(c);
+}
+
+// The receptive radius of a U-Net per axis: output pixel x depends only on inputs within x ± radius, so a
+// tile margin >= radius makes tiled prediction equal the whole-image forward. Computed by carrying the
+// interval of positions an output depends on down the levels and back (the worst pixel phase of the pooling
+// grid), for "same" convolutions of the config's kernel, pool = stride pooling and the chosen upsampling.
+template <class Spec>
+struct radius_of;
+template <int D, class Norm, class Up, int Depth>
+struct radius_of<nn::unet<D, Norm, Up, Depth>> {
+  static extents<D> get(const nn::unet_config<D>& c) {
+    extents<D> r{};
+    for (int a = 0; a < D; ++a) {
+      const index_t half = c.kernel[a] / 2, p = c.pool[a];
+      index_t phases = 1;
+      for (int l = 0; l < Depth; ++l) phases *= p;
+      for (index_t x = 0; x < phases; ++x) {
+        const auto [lo, hi] = input_interval(x, x, 0, half, p);
+        r[a] = std::max({r[a], x - lo, hi - x});
+      }
+    }
+    return r;
+  }
+
+ private:
+  static index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+  // Positions [lo, hi] at the output of level L's decoder -> the input positions they depend on.
+  static std::pair<index_t, index_t> input_interval(index_t lo, index_t hi, int L, index_t half, index_t p) {
+    lo -= 2 * half, hi += 2 * half;  // the level's last block (two convolutions); at the bottom, its only one
+    if (L == Depth) return {lo, hi};
+    // The up path: deeper positions feeding upsampled positions [lo, hi].
+    index_t dlo = floor_div(lo, p), dhi = floor_div(hi, p);  // transposed conv (kernel = stride) and nearest
+    if constexpr (std::is_same_v<Up, nn::up::bilinear>) {     // align_corners=False: floor((u + ½)/p − ½) and +1
+      dlo = floor_div(2 * lo + 1 - p, 2 * p);
+      dhi = floor_div(2 * hi + 1 - p, 2 * p) + 1;
+    }
+    const auto [ilo, ihi] = input_interval(dlo, dhi, L + 1, half, p);
+    // Deeper inputs are pooled from this level's first block, whose input is 2·half further out; the skip
+    // needs the same first block around [lo, hi].
+    return {std::min(lo, p * ilo) - 2 * half, std::max(hi, p * ihi + p - 1) + 2 * half};
+  }
+};
+template <class Spec>
+auto receptive_radius(const typename Spec::config& c) {
+  return radius_of<Spec>::get(c);
 }
 
 // One symmetry of the image plane: flip rows, flip columns, then (optionally) transpose.
