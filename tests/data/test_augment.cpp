@@ -255,14 +255,18 @@ TEST_CASE("pipeline: mbm RGB to grey, normalised, patched and flipped; same resu
     CHECK(back.image.pixels == rgb.image.pixels);
     CHECK(same_points(back.points, rgb.points));
   }
-  const auto view = data::d4(data::intensity(
-      data::random_patches(data::normalize_percentile(data::to_grey(ds)), 128, 128, 3), {{-0.1, 0.1}, {0.8, 1.2}, {0.8, 1.25}}));
+  const auto base = data::cached(data::normalize_percentile(data::to_grey(ds)));
+  const auto view = data::d4(data::intensity(data::random_patches(base, 128, 128, 3), {{-0.1, 0.1}, {0.8, 1.2}, {0.8, 1.25}}));
   CHECK(view.size() == 132);
   std::vector<sample> a(6), b(6);
   std::thread t1([&] { for (std::size_t i = 0; i < 6; ++i) { rng r(100 + i); a[i] = view.get(i * 20, r); } });
   std::thread t2([&] { for (std::size_t i = 6; i-- > 0;) { rng r(100 + i); b[i] = view.get(i * 20, r); } });
   t1.join();
   t2.join();
+  // The cached front equals the uncached chain.
+  const sample direct = data::normalize_percentile(data::to_grey(ds)).get(40, r0);
+  CHECK(base.get(40, r0).image.pixels == direct.image.pixels);
+  CHECK(same_points(base.get(40, r0).points, direct.points));
   for (std::size_t i = 0; i < 6; ++i) {
     REQUIRE(a[i].image.pixels.shape() == std::array<std::size_t, 4>{1, 1, 128, 128});
     CHECK(a[i].image.pixels == b[i].image.pixels);

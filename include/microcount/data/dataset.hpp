@@ -269,6 +269,43 @@ transform_view<V, F> transform(V source, F fn) {
   return transform_view<V, F>(std::move(source), std::move(fn));
 }
 
+// ---- cached: compute the deterministic front of a chain once ------------------------------------
+
+// Keeps each sample of `source` after its first get(), so an expensive deterministic chain (decode,
+// to_grey, normalise a whole image) runs once per image instead of once per draw. The source is asked
+// with an rng seeded from the index, not the caller's: a random source would be frozen at its first
+// draw, so put only deterministic views under cached(). Copies share the cache; one mutex per entry.
+template <sample_view V>
+class cached_view {
+ public:
+  explicit cached_view(V source)
+      : source_(std::move(source)), slots_(std::make_shared<std::vector<slot>>(source_.size())) {}
+  [[nodiscard]] std::size_t size() const { return slots_->size(); }
+  [[nodiscard]] sample get(std::size_t i, rng&) const {
+    require(i < size(), "cached", "sample " + std::to_string(i) + " of " + std::to_string(size()));
+    slot& e = (*slots_)[i];
+    std::lock_guard<std::mutex> hold(e.lock);
+    if (!e.value) {
+      rng own(0x5eedcac4e0000000ull + i);
+      e.value = std::make_shared<const sample>(source_.get(i, own));
+    }
+    return *e.value;
+  }
+
+ private:
+  struct slot {
+    std::mutex lock;
+    std::shared_ptr<const sample> value;
+  };
+  V source_;
+  std::shared_ptr<std::vector<slot>> slots_;
+};
+
+template <sample_view V>
+cached_view<V> cached(V source) {
+  return cached_view<V>(std::move(source));
+}
+
 // ---- drawing many samples ----------------------------------------------------------------------
 
 // The samples `indices` of `view`, drawn in parallel. One seed per sample is drawn from `r` first, in
