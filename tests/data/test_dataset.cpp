@@ -304,6 +304,11 @@ TEST_CASE("normalize: percentiles equal numpy's (full sort, linear interpolation
     CHECK(numpy_percentile(ch, 1) == doctest::Approx(0).epsilon(1e-5));
     CHECK(numpy_percentile(ch, 99.8) == doctest::Approx(1).epsilon(1e-5));
   }
+  // NaN and infinities are skipped, as numpy.nanpercentile does.
+  std::vector<float> holes{3, NAN, 1, INFINITY, 2, -INFINITY, 4};
+  CHECK(data::percentile(holes, 50) == doctest::Approx(2.5));
+  std::vector<float> none{NAN};
+  CHECK_THROWS_AS(data::percentile(none, 50), error);
   sample f = s;
   data::normalize_fixed(f, 1, 2);
   CHECK(f.image.pixels(0, 2, 3, 4) == doctest::Approx((s.image.pixels(0, 2, 3, 4) - 1) / 2));

@@ -21,9 +21,11 @@ namespace microcount::data {
 
 // The q-th percentile (0 <= q <= 100) of `values` as numpy.percentile computes it by default: the
 // values sorted, position q/100 · (n - 1), linear interpolation between its two neighbours.
-// Reorders `values` (two nth_element passes, O(n), instead of a full sort).
+// Reorders `values` (two nth_element passes, O(n), instead of a full sort). NaN and infinite values
+// are removed first (as numpy.nanpercentile skips NaN); no finite value is an error.
 inline double percentile(std::vector<float>& values, double q) {
-  require(!values.empty(), "percentile", "no values");
+  std::erase_if(values, [](float v) { return !std::isfinite(v); });
+  require(!values.empty(), "percentile", "no finite values");
   require(q >= 0 && q <= 100, "percentile", "q must be in [0, 100]");
   const double at = q / 100.0 * static_cast<double>(values.size() - 1);
   const auto k = static_cast<std::size_t>(std::floor(at));
@@ -41,9 +43,12 @@ inline void normalize_percentile(sample& s, double lo = 1.0, double hi = 99.8) {
   auto& px = s.image.pixels;  // [F, C, H, W]
   const std::size_t frames = px.shape()[0], channels = px.shape()[1], plane = px.shape()[2] * px.shape()[3];
   if (plane == 0) return;
-  std::vector<float> values(frames * plane);
+  std::vector<float> values;
   for (std::size_t c = 0; c < channels; ++c) {
+    values.resize(frames * plane);
     for (std::size_t f = 0; f < frames; ++f) std::copy_n(&px(f, c, 0, 0), plane, values.begin() + static_cast<std::ptrdiff_t>(f * plane));
+    std::erase_if(values, [](float v) { return !std::isfinite(v); });
+    if (values.empty()) continue;  // nothing to measure: leave the channel as it is
     const double p_lo = percentile(values, lo), p_hi = percentile(values, hi);
     const double inv = 1.0 / std::max(p_hi - p_lo, 1e-6);
     for (std::size_t f = 0; f < frames; ++f) {
