@@ -344,3 +344,30 @@ TEST_CASE("receptive_radius equals the reach measured by perturbing single pixel
     CHECK(max_abs_diff(exact, whole_forward(net, image)) < 1e-5);
   }
 }
+
+TEST_CASE("predict_frames and predict_movie take io's [F, C, H, W] layout (real deep-events movie)") {
+  MICROCOUNT_REQUIRE_DATA();
+  const auto file = io::read_tiff(test::data_dir() / "formats/deep-events/event1_images.tif");  // [5, 1, 256, 256]
+  const xt::xtensor<float, 4> frames = file.pixels / 600.0f;
+  rng r(21);
+  auto net2 = make_two_convs<2, backend::cpu>(1, 3, 2, r);
+  index_t last = 0, total = 0;
+  const auto per_frame = infer::predict_frames(net2, frames, {.tile = {96, 96}, .margin = {2, 2}, .progress = [&](index_t d, index_t n) {
+                                                   CHECK(d > last);
+                                                   last = d;
+                                                   total = n;
+                                                 }});  // [5, 2, 256, 256]
+  CHECK(last == total);
+  CHECK(total == 5 * infer::plan_tiles<2>({256, 256}, {{96, 96}, {2, 2}, {1, 1}}).count());
+  for (std::size_t f = 0; f < 5; ++f) {
+    const xt::xtensor<float, 3> frame = xt::view(frames, f);
+    const xt::xtensor<float, 3> got = xt::view(per_frame, f);
+    CHECK(max_abs_diff(got, whole_forward(net2, frame)) < 1e-5);
+  }
+  auto net3 = make_two_convs<3, backend::cpu>(1, 3, 2, r);
+  const auto movie_map = infer::predict_movie(net3, frames, {.tile = {3, 128, 128}, .margin = {1, 2, 2}});  // [5, 2, 256, 256]
+  const xt::xtensor<float, 4> whole = xt::transpose(whole_forward(net3, xt::xtensor<float, 4>(xt::transpose(frames, {1, 0, 2, 3}))), {1, 0, 2, 3});
+  CHECK(max_abs_diff(movie_map, whole) > 1e-4);  // margin 1 in time is below the radius 2: seams in time
+  const auto exact = infer::predict_movie(net3, frames, {.tile = {5, 128, 128}, .margin = {2, 2, 2}});
+  CHECK(max_abs_diff(exact, whole) < 1e-5);
+}

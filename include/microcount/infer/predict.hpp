@@ -18,11 +18,13 @@
 #include <type_traits>
 #include <vector>
 
+#include <xtensor/xmanipulation.hpp>
 #include <xtensor/xtensor.hpp>
 
 #include "microcount/core/limits.hpp"
 #include "microcount/core/parallel.hpp"
 #include "microcount/infer/tiling.hpp"
+#include "microcount/io/image.hpp"
 #include "microcount/nn/layer.hpp"
 #include "microcount/nn/models/unet.hpp"
 
@@ -356,6 +358,32 @@ xt::xtensor<float, N + 1> predict(M& model, const tensor<float, HB>& image, cons
   require(image.rank() == N + 1, "predict", "expected an image of rank " + std::to_string(N + 1) + " [C, spatial...], got " +
                                                 image.shape().str());
   return detail::predict_contiguous<N>(model, image.data(), image.dim(0), detail::spatial_extents<N>(image.shape()), options);
+}
+
+// Every frame of a host image [F, C, H, W] (io::image::pixels) through a 2D model -> [F, K, H, W].
+// Progress counts tiles over all frames.
+template <inference_model M>
+xt::xtensor<float, 4> predict_frames(M& model, const xt::xtensor<float, 4>& frames, const predict_options<2>& options = {}) {
+  const auto& s = frames.shape();
+  const index_t F = static_cast<index_t>(s[0]), C = static_cast<index_t>(s[1]);
+  const extents<2> ext{static_cast<index_t>(s[2]), static_cast<index_t>(s[3])};
+  xt::xtensor<float, 4> out;
+  auto per_frame = options;
+  for (index_t f = 0; f < F; ++f) {
+    if (options.progress)
+      per_frame.progress = [&, f](index_t done, index_t total) { options.progress(f * total + done, F * total); };
+    const auto map = detail::predict_contiguous<2>(model, frames.data() + f * C * ext[0] * ext[1], C, ext, per_frame);  // [K, H, W]
+    if (f == 0) out = xt::xtensor<float, 4>::from_shape({s[0], map.shape()[0], s[2], s[3]});
+    std::copy(map.begin(), map.end(), out.begin() + f * static_cast<index_t>(map.size()));
+  }
+  return out;
+}
+
+// A movie as io stores it, [T, C, H, W], through a 3D (2D+t) model -> [T, K, H, W] (same layout back).
+template <inference_model M>
+xt::xtensor<float, 4> predict_movie(M& model, const xt::xtensor<float, 4>& frames, const predict_options<3>& options = {}) {
+  const xt::xtensor<float, 4> movie = xt::transpose(frames, {1, 0, 2, 3});  // [C, T, H, W]
+  return xt::transpose(predict(model, movie, options), {1, 0, 2, 3});
 }
 
 }  // namespace microcount::infer
