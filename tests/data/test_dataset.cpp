@@ -347,6 +347,22 @@ TEST_CASE("batch: stacked images, densities summing to scale x counts, same draw
   CHECK(one.counts == two.counts);
 }
 
+TEST_CASE("batch: epoch_batches cover every index once per epoch, in a seeded order") {
+  rng r1(3), r2(3);
+  const auto a = data::epoch_batches(23, 5, r1), b = data::epoch_batches(23, 5, r2);
+  CHECK(a == b);
+  REQUIRE(a.size() == 5);
+  CHECK(a.back().size() == 3);
+  std::vector<std::size_t> all;
+  for (const auto& run : a) all.insert(all.end(), run.begin(), run.end());
+  CHECK(!std::is_sorted(all.begin(), all.end()));
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i < 23; ++i) CHECK(all[i] == i);
+  CHECK(data::epoch_batches(23, 5, r1, true).size() == 4);
+  CHECK(data::epoch_batches(23, 5, r1) != a);  // the next epoch is shuffled differently
+  CHECK_THROWS_AS(data::epoch_batches(3, 0, r1), error);
+}
+
 TEST_CASE("batch: vgg-cells train patches, density mass equals the points in each patch") {
   MICROCOUNT_REQUIRE_DATA();
   const auto ds = data::open_dataset(test::data_dir() / "vgg-cells");

@@ -6,9 +6,11 @@
 //   b.density  [N, classes, H, W]  unit-mass Gaussians (target::gaussian_density), one channel per class,
 //                                  times `scale`: each map sums to scale × its number of points
 //   b.counts   [N] points per sample
+//   epoch_batches(view.size(), 8, r) -> shuffled index lists for one epoch
 // All samples must have the same C, H and W (crop or resize first). Points outside the image are not
 // drawn (random_patches drops them anyway). Tensors are built in host memory; copy them to a device
 // backend when training there.
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <span>
@@ -80,6 +82,23 @@ training_batch<B> make_batch(std::span<const sample> samples, const batch_option
     for (const auto& p : s.points)
       inside += p.x >= -0.5 && p.x <= static_cast<double>(w) - 0.5 && p.y >= -0.5 && p.y <= static_cast<double>(h) - 0.5;
     out.counts[i] = inside;
+  }
+  return out;
+}
+
+// One epoch's batches of indices into a view of `size` samples: a Fisher–Yates shuffle driven by `r`,
+// cut into runs of batch_size; the last, shorter run is kept unless drop_last.
+inline std::vector<std::vector<std::size_t>> epoch_batches(std::size_t size, std::size_t batch_size, rng& r,
+                                                           bool drop_last = false) {
+  require(batch_size > 0, "epoch_batches", "batch_size must be > 0");
+  std::vector<std::size_t> order(size);
+  for (std::size_t i = 0; i < size; ++i) order[i] = i;
+  for (std::size_t i = size; i > 1; --i) std::swap(order[i - 1], order[r.below(i)]);
+  std::vector<std::vector<std::size_t>> out;
+  for (std::size_t at = 0; at < size; at += batch_size) {
+    const std::size_t end = std::min(size, at + batch_size);
+    if (drop_last && end - at < batch_size) break;
+    out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(at), order.begin() + static_cast<std::ptrdiff_t>(end));
   }
   return out;
 }
