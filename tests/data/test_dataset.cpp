@@ -277,6 +277,8 @@ TEST_CASE("patches: tiling crops keep every point once; crops past the border ar
   CHECK(out.image.pixels(0, 0, 0, 0) == -1.0f);  // above the image
   CHECK(out.image.pixels(0, 0, 6, 6) == -1.0f);  // right of it
   CHECK(out.image.pixels(0, 0, 6, 4) == s.image.pixels(0, 0, 1, 39));
+  CHECK_THROWS_WITH_AS(data::crop(s, 0, 0, 0, 4), doctest::Contains("dots.tif"), error);
+  CHECK_THROWS_AS(data::crop(s, 0, 0, 1u << 17, 1u << 17), error);  // ~64 GB: refused before allocating
   // A patch larger than the image holds all of it.
   const auto big = data::random_patches(data::dataset::from_samples({s}), 64, 48, 2);
   rng r(1);

@@ -28,6 +28,9 @@ inline sample crop(const sample& s, std::int64_t top, std::int64_t left, std::si
           "crop of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   const auto& in = s.image.pixels;  // [F, C, H, W]
   const std::size_t frames = in.shape()[0], channels = in.shape()[1];
+  require(static_cast<double>(frames * channels) * static_cast<double>(height) * static_cast<double>(width) * 4 <=
+              static_cast<double>(limits().max_total_bytes),
+          s.name, "crop over the memory limit (limits().max_total_bytes)");
   const auto h = static_cast<std::int64_t>(in.shape()[2]), w = static_cast<std::int64_t>(in.shape()[3]);
   sample out{s.name, {}, {}, s.labels};
   out.image.source_dtype = s.image.source_dtype;
