@@ -61,7 +61,7 @@ void run(benchmark::State& state, const problem& p, function f) {
     return tensor_view<float, 4>::contiguous(v.data(), {s[0], s[1], s[2], s[3]});
   };
   const float* bias = p.bias ? b.data() : nullptr;
-  for (auto _ : state) {
+  auto call = [&] {
     switch (f) {
       case function::forward: K::forward(op, cv(x, xs), cv(w, ws), bias, mv(y, ys)); break;
       case function::forward_fused:
@@ -80,6 +80,10 @@ void run(benchmark::State& state, const problem& p, function f) {
         K::backward_weights(op, cv(x, xs), cv(dy, ys), mv(dw, ws), p.bias ? db.data() : nullptr);
         break;
     }
+  };
+  call();  // warm-up: first touch of the outputs and the kernels' scratch buffers
+  for (auto _ : state) {
+    call();
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }

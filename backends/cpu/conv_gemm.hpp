@@ -251,6 +251,27 @@ inline void gemm_backward_data(const conv_geometry& g, const float* dy, const fl
       const index_t n = t / chunks, p0 = (t % chunks) * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
       const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));  // [OC, count]
       float* dx_img = dx + n * g.ic * in;
+      if (g.pointwise() && g.oc <= 4) {
+        // A GEMM of depth ≤ 4 (the 1-channel head's input gradient) is a few scaled copies: stream them.
+        const float* dy_img = dy + n * g.oc * out + p0;
+        for (index_t c = 0; c < g.ic; ++c) {
+          float* d = dx_img + c * in + p0;
+          const float b = bias ? bias[c] : 0.0f;
+          index_t i = 0;
+          for (; i + lanes <= count; i += lanes) {
+            batch acc(b);
+            for (index_t o = 0; o < g.oc; ++o)
+              acc = xsimd::fma(batch(w[o * k + c]), batch::load_unaligned(dy_img + o * out + i), acc);
+            acc.store_unaligned(d + i);
+          }
+          for (; i < count; ++i) {
+            float acc = b;
+            for (index_t o = 0; o < g.oc; ++o) acc += w[o * k + c] * dy_img[o * out + i];
+            d[i] = acc;
+          }
+        }
+        return;
+      }
       if (g.pointwise()) {
         matrix_map DX(dx_img + p0, g.ic, count, Eigen::OuterStride<>(in));
         DX.noalias() = W.transpose() * DY;
