@@ -34,15 +34,19 @@ void vgg_chain(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
-// mbm: cached grey normalised 600² images -> rescale 0.8–1.25 -> 128² patches -> D4.
+// mbm: cached grey normalised 600² images -> rescale 0.8–1.25 -> 128² patches -> D4; argument 1: the
+// fused random_scaled_patches instead of random_patches(rescale(...)).
 void mbm_chain(benchmark::State& state) {
   const auto base = data::cached(data::normalize_percentile(data::to_grey(data::open_dataset(data_dir / "mbm"))));
   const auto view = data::d4(data::random_patches(data::rescale(base, 0.8, 1.25), 128, 128, 4));
+  const auto fused = data::d4(data::random_scaled_patches(base, 128, 128, 0.8, 1.25, 4));
+  const bool use_fused = state.range(0) != 0;
   rng r(1);
   for (std::size_t i = 0; i < base.size(); ++i) (void)base.get(i, r);
   std::size_t i = 0;
   for (auto _ : state) {
-    auto s = view.get(i++ % view.size(), r);
+    auto s = use_fused ? fused.get(i % fused.size(), r) : view.get(i % view.size(), r);
+    ++i;
     benchmark::DoNotOptimize(s.image.pixels.data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
@@ -78,7 +82,7 @@ void vgg_batch(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(vgg_chain)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(mbm_chain)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(mbm_chain)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(normalize_rgb)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(vgg_batch)->Unit(benchmark::kMicrosecond)->UseRealTime();
 

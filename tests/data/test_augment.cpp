@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "microcount/data/augment.hpp"
@@ -181,6 +182,25 @@ TEST_CASE("rescale: a blob's centre moves with its point for shrinking and growi
   }
   CHECK(sides.size() > 10);
   CHECK_THROWS_AS(data::rescale(ds, 2.0, 1.0), error);
+}
+
+TEST_CASE("rescale: random_scaled_patches equals rescale then random_patches, bit for bit") {
+  const sample s = asymmetric(37, 53, 2);
+  sample dots = s;
+  rng pr(6);
+  for (int i = 0; i < 40; ++i) dots.points.push_back({pr.uniform(-0.5, 52.4), pr.uniform(-0.5, 36.4), 0, -1, -1});
+  const auto ds = data::dataset::from_samples({dots});
+  for (const auto& [lo, hi, side] : std::vector<std::tuple<double, double, std::size_t>>{{0.5, 1.5, 24}, {1.0, 2.0, 40}, {0.3, 0.6, 32}}) {
+    const auto slow = data::random_patches(data::rescale(ds, lo, hi), side, side, 5);
+    const auto fast = data::random_scaled_patches(ds, side, side, lo, hi, 5);
+    REQUIRE(fast.size() == slow.size());
+    for (std::size_t i = 0; i < fast.size(); ++i) {
+      rng a(40 + i), b(40 + i);
+      const sample x = slow.get(i, a), y = fast.get(i, b);
+      CHECK(x.image.pixels == y.image.pixels);
+      CHECK(same_points(x.points, y.points));
+    }
+  }
 }
 
 TEST_CASE("intensity: brightness, contrast and gamma follow their formulas") {

@@ -3,6 +3,7 @@
 //
 //   dihedral(s, k) / d4(view)                        the 8 flips and quarter turns, image and points exactly
 //   resize(s, h, w) / rescale(view, min, max)        bilinear resampling, points moved with the pixels
+//   random_scaled_patches(view, h, w, min, max, n)   = random_patches(rescale(...)), resampling only the patch
 //   adjust_intensity(s, b, c, g) / intensity(view, ranges)   brightness, contrast, gamma
 //   add_noise(s, scale, sigma, r) / noise(view, scale, sigma) Poisson (shot) + Gaussian (read) noise
 //   to_grey(s) / to_grey(view)                       mean of the channels
@@ -92,63 +93,93 @@ auto d4(V source) {
 
 // ---- rescale -----------------------------------------------------------------------------------
 
-// Bilinear resampling to height × width with half-pixel centres (PyTorch's align_corners=False,
-// OpenCV's INTER_LINEAR): output pixel c samples the input at (c + 0.5) / s - 0.5, clamped to the
-// image (edge pixels repeat). No low-pass filter before shrinking, as those libraries' defaults.
-// Points move with the same map: x' = (x + 0.5) · s - 0.5, s = width / W (and height / H for y).
-inline sample resize(const sample& s, std::size_t height, std::size_t width) {
-  require(height > 0 && width > 0 && height <= limits().max_image_side && width <= limits().max_image_side, s.name,
-          "resize to " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
+namespace detail {
+
+// The window rows [top, top + height) × columns [left, left + width) of `s` resized to total_h × total_w
+// (the bilinear map of resize()); window pixels outside the resized image get `fill`. With crop_points
+// the points are kept and moved as crop() does after resize(); without, all points are only rescaled.
+inline sample resample_window(const sample& s, std::size_t total_h, std::size_t total_w, std::int64_t top,
+                              std::int64_t left, std::size_t height, std::size_t width, float fill, bool crop_points) {
+  const auto side_ok = [](std::size_t n) { return n > 0 && n <= limits().max_image_side; };
+  require(side_ok(total_h) && side_ok(total_w) && side_ok(height) && side_ok(width), s.name,
+          "resize to " + std::to_string(total_w) + "x" + std::to_string(total_h) + " pixels (window " +
+              std::to_string(width) + "x" + std::to_string(height) + ")");
   const auto& in = s.image.pixels;  // [F, C, H, W]
   const std::size_t frames = in.shape()[0], channels = in.shape()[1], h = in.shape()[2], w = in.shape()[3];
   require(h > 0 && w > 0, s.name, "empty image");
-  require(static_cast<double>(frames * channels) * static_cast<double>(height * width) * 4 <=
+  require(static_cast<double>(frames * channels) * static_cast<double>(height) * static_cast<double>(width) * 4 <=
               static_cast<double>(limits().max_total_bytes), s.name, "resized image over the memory limit");
-  const double sy = static_cast<double>(height) / static_cast<double>(h);
-  const double sx = static_cast<double>(width) / static_cast<double>(w);
+  const double sy = static_cast<double>(total_h) / static_cast<double>(h);
+  const double sx = static_cast<double>(total_w) / static_cast<double>(w);
   struct tap {
     std::size_t lo, hi;
-    float t;  // weight of hi
+    float t;      // weight of hi
+    bool inside;  // the window pixel lies on the resized image
   };
-  const auto taps = [](std::size_t out_n, std::size_t in_n, double scale) {
-    std::vector<tap> out(out_n);
-    for (std::size_t i = 0; i < out_n; ++i) {
+  // Taps of window pixels first .. first + n - 1 of a side resized from in_n to out_n.
+  const auto taps = [](std::int64_t first, std::size_t n, std::size_t out_n, std::size_t in_n, double scale) {
+    std::vector<tap> out(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::int64_t i = first + static_cast<std::int64_t>(j);
+      if (i < 0 || i >= static_cast<std::int64_t>(out_n)) {
+        out[j] = {0, 0, 0.0f, false};
+        continue;
+      }
       const double at = std::clamp((static_cast<double>(i) + 0.5) / scale - 0.5, 0.0, static_cast<double>(in_n - 1));
       const auto lo = static_cast<std::size_t>(at);
-      out[i] = {lo, std::min(lo + 1, in_n - 1), static_cast<float>(at - static_cast<double>(lo))};
+      out[j] = {lo, std::min(lo + 1, in_n - 1), static_cast<float>(at - static_cast<double>(lo)), true};
     }
     return out;
   };
-  const std::vector<tap> rows = taps(height, h, sy), cols = taps(width, w, sx);
+  const std::vector<tap> rows = taps(top, height, total_h, h, sy), cols = taps(left, width, total_w, w, sx);
   sample out{s.name, {}, {}, s.labels};
   out.image.source_dtype = s.image.source_dtype;
   out.image.calib = s.image.calib;
   if (out.image.calib.pixel_size_x) *out.image.calib.pixel_size_x /= sx;
   if (out.image.calib.pixel_size_y) *out.image.calib.pixel_size_y /= sy;
-  out.image.pixels = xt::xtensor<float, 4>::from_shape({frames, channels, height, width});  // [F, C, h', w']
-  std::vector<float> row(width);  // one input row resampled along x
-  std::vector<float> row_hi(width);
+  out.image.pixels = xt::xtensor<float, 4>::from_shape({frames, channels, height, width});  // [F, C, height, width]
+  std::vector<float> row(width), row_hi(width);  // input rows resampled along x
   for (std::size_t f = 0; f < frames; ++f)
     for (std::size_t ch = 0; ch < channels; ++ch) {
       const float* plane = &in(f, ch, 0, 0);  // [H, W]
-      float* dst = &out.image.pixels(f, ch, 0, 0);  // [h', w']
+      float* dst = &out.image.pixels(f, ch, 0, 0);  // [height, width]
       const auto along_x = [&](std::size_t r, std::vector<float>& into) {
         const float* src = plane + r * w;
         for (std::size_t c = 0; c < width; ++c) into[c] = src[cols[c].lo] + cols[c].t * (src[cols[c].hi] - src[cols[c].lo]);
       };
       for (std::size_t r = 0; r < height; ++r) {
+        float* line = dst + r * width;
+        if (!rows[r].inside) {
+          std::fill(line, line + width, fill);
+          continue;
+        }
         along_x(rows[r].lo, row);
         along_x(rows[r].hi, row_hi);
         const float t = rows[r].t;
-        for (std::size_t c = 0; c < width; ++c) dst[r * width + c] = row[c] + t * (row_hi[c] - row[c]);
+        for (std::size_t c = 0; c < width; ++c) line[c] = cols[c].inside ? row[c] + t * (row_hi[c] - row[c]) : fill;
       }
     }
-  out.points = s.points;
-  for (auto& p : out.points) {
+  const double x0 = static_cast<double>(left) - 0.5, x1 = x0 + static_cast<double>(width);
+  const double y0 = static_cast<double>(top) - 0.5, y1 = y0 + static_cast<double>(height);
+  for (io::point p : s.points) {
     p.x = (p.x + 0.5) * sx - 0.5;
     p.y = (p.y + 0.5) * sy - 0.5;
+    if (crop_points && !(p.x >= x0 && p.x < x1 && p.y >= y0 && p.y < y1)) continue;
+    p.x -= static_cast<double>(left);
+    p.y -= static_cast<double>(top);
+    out.points.push_back(p);
   }
   return out;
+}
+
+}  // namespace detail
+
+// Bilinear resampling to height × width with half-pixel centres (PyTorch's align_corners=False,
+// OpenCV's INTER_LINEAR): output pixel c samples the input at (c + 0.5) / s - 0.5, clamped to the
+// image (edge pixels repeat). No low-pass filter before shrinking, as those libraries' defaults.
+// Points move with the same map: x' = (x + 0.5) · s - 0.5, s = width / W (and height / H for y).
+inline sample resize(const sample& s, std::size_t height, std::size_t width) {
+  return detail::resample_window(s, height, width, 0, 0, height, width, 0.0f, false);
 }
 
 // Resamples every sample by a factor drawn uniformly from [min_scale, max_scale] (the same factor for
@@ -164,6 +195,52 @@ auto rescale(V source, double min_scale, double max_scale) {
     };
     return resize(s, side(s.height()), side(s.width()));
   });
+}
+
+// random_patches(rescale(source, min_scale, max_scale), height, width, per_image, fill), sample for
+// sample and bit for bit (the same random draws in the same order), but resampling only the patch
+// instead of the whole rescaled image.
+template <sample_view V>
+class scaled_patches_view {
+ public:
+  scaled_patches_view(V source, std::size_t height, std::size_t width, double min_scale, double max_scale,
+                      std::size_t per_image, float fill)
+      : source_(std::move(source)), height_(height), width_(width), min_(min_scale), max_(max_scale),
+        per_image_(per_image), fill_(fill) {
+    require(height > 0 && width > 0 && per_image > 0, "random_scaled_patches", "patch size and per_image must be > 0");
+    require(min_scale > 0 && min_scale <= max_scale && max_scale <= 64, "random_scaled_patches",
+            "needs 0 < min_scale <= max_scale <= 64");
+  }
+  [[nodiscard]] std::size_t size() const { return source_.size() * per_image_; }
+  [[nodiscard]] sample get(std::size_t i, rng& r) const {
+    const sample s = source_.get(i / per_image_, r);
+    const double f = r.uniform(min_, max_);
+    const auto side = [f](std::size_t n) {
+      return std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(static_cast<double>(n) * f)));
+    };
+    const std::size_t total_h = side(s.height()), total_w = side(s.width());
+    const auto corner = [&](std::size_t image_side, std::size_t patch_side) {  // as patches_view draws it
+      const auto slack = static_cast<std::int64_t>(image_side) - static_cast<std::int64_t>(patch_side);
+      const auto pick = static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(slack >= 0 ? slack : -slack) + 1));
+      return slack >= 0 ? pick : -pick;
+    };
+    const std::int64_t top = corner(total_h, height_);
+    const std::int64_t left = corner(total_w, width_);
+    return detail::resample_window(s, total_h, total_w, top, left, height_, width_, fill_, true);
+  }
+
+ private:
+  V source_;
+  std::size_t height_, width_;
+  double min_, max_;
+  std::size_t per_image_;
+  float fill_;
+};
+
+template <sample_view V>
+scaled_patches_view<V> random_scaled_patches(V source, std::size_t height, std::size_t width, double min_scale,
+                                             double max_scale, std::size_t per_image = 1, float fill = 0.0f) {
+  return scaled_patches_view<V>(std::move(source), height, width, min_scale, max_scale, per_image, fill);
 }
 
 // ---- intensity ---------------------------------------------------------------------------------
