@@ -10,7 +10,7 @@
 //   broadcasts per (input channel, tap). Weights are packed [block][IC][taps][OCB] so those broadcasts
 //   are adjacent in memory.
 // Backward-weights (kernels with 3 columns, unit column dilation, 3 or 9 row taps):
-//   tasks are (image, group of row bands); for each band, block of output channels and input channel,
+//   tasks are runs of (image·plane, band) units; for each band, block of output channels and input channel,
 //   dY[oc block] × shifted X[ic] is accumulated over the band into OCB × taps batch accumulators,
 //   reduced horizontally and added to the task's own partial dW. Partials are summed in task order (in
 //   double) after the one parallel loop: no barriers inside, and the same bits for any thread count.
@@ -284,7 +284,7 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
 
   // Bands of output rows whose dY (all output channels) and padded X (all input channels) stay within
   // ~1.5 MiB of L2: each block of output channels keeps its dY in L1 while it sweeps every input
-  // channel's X from L2. Tasks are (image·plane, group of bands), at least 8, each with its own partial dW.
+  // channel's X from L2; at least 8 bands in all when the batch is small.
   const index_t ow = g.out[2], per_row = ceil_div(ow, lanes);
   const bool copy_dy = ow % lanes != 0;  // tail lanes must read zeros
   const band_layout one_row(g, 1);
@@ -294,16 +294,18 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
   index_t rows = std::clamp<index_t>(budget / std::max<index_t>(1, g.oc * per_row * lanes + x_per_row), 1, g.out[1]);
   if (planes < 8) rows = std::min(rows, ceil_div(g.out[1], ceil_div(8, planes)));
   const index_t bands = ceil_div(g.out[1], rows);
-  const index_t groups = std::min(bands, ceil_div(8, planes));
-  const index_t tasks = planes * groups;
+  // Work units (plane, band) in order; at most 16 tasks take contiguous runs of them, which bounds the
+  // partials' memory (16 · OC · IC · taps floats) however many images and planes there are.
+  const index_t units = planes * bands;
+  const index_t tasks = std::min<index_t>(units, 16);
   float* partial = thread_scratch(shared_slot, tasks * size);  // [tasks][OC][IC][taps], reused across calls
 
   parallel_for(0, tasks, [&](std::int64_t t) {
-    const index_t plane = t / groups, group = t % groups;
-    const index_t n = plane / g.out[0], od = plane % g.out[0];
     float* acc = partial + t * size;
     std::fill(acc, acc + size, 0.0f);
-    for (index_t band = group * bands / groups; band < (group + 1) * bands / groups; ++band) {
+    for (index_t unit = t * units / tasks; unit < (t + 1) * units / tasks; ++unit) {
+      const index_t plane = unit / bands, band = unit % bands;
+      const index_t n = plane / g.out[0], od = plane % g.out[0];
       const index_t oh0 = band * rows, oh1 = std::min(g.out[1], oh0 + rows);
       const band_layout L(g, oh1 - oh0);
       const float* dy_band = dy + ((n * g.oc) * g.out[0] + od) * g.out[1] * ow + oh0 * ow;

@@ -303,21 +303,19 @@ inline void gemm_backward_data(const conv_geometry& g, const float* dy, const fl
 
 // ---- backward weights -------------------------------------------------------------------------
 
-// dw = Σ_images dY · columnsᵀ, overwriting dw [OC, IC·taps]. Tasks are (image, group of chunks), each
-// with its own partial; partials are summed in task order.
+// dw = Σ_images dY · columnsᵀ, overwriting dw [OC, IC·taps]. The work units are (image, chunk) in order;
+// at most 16 tasks take contiguous runs of them, each with its own partial, summed in task order.
 inline void gemm_backward_weights(const conv_geometry& g, const float* x, const float* dy, float* dw) {
   const index_t k = g.ic * g.taps(), out = g.out_size();
   const index_t chunk = gemm_chunk(g), chunks = ceil_div(out, chunk);
-  const index_t groups = std::min(chunks, g.n >= 4 ? index_t{1} : ceil_div(4, std::max<index_t>(g.n, 1)));
-  const index_t tasks = g.n * groups, size = g.oc * k;
+  const index_t units = g.n * chunks, tasks = std::min<index_t>(units, 16), size = g.oc * k;
   float* partial = thread_scratch(shared_slot, tasks * size);  // [tasks, OC, IC·taps], reused across calls
   parallel_gemm_tasks(tasks, [&](std::int64_t t) {
-    const index_t n = t / groups, group = t % groups;
-    const index_t c0 = group * chunks / groups, c1 = (group + 1) * chunks / groups;
     std::fill(partial + t * size, partial + (t + 1) * size, 0.0f);
     matrix_map P(partial + t * size, g.oc, k, Eigen::OuterStride<>(k));
-    const float* x_img = x + n * g.ic * g.in_size();
-    for (index_t c = c0; c < c1; ++c) {
+    for (index_t unit = t * units / tasks; unit < (t + 1) * units / tasks; ++unit) {
+      const index_t n = unit / chunks, c = unit % chunks;
+      const float* x_img = x + n * g.ic * g.in_size();
       const index_t p0 = c * chunk, p1 = std::min(out, p0 + chunk), count = p1 - p0;
       const const_matrix_map DY(dy + n * g.oc * out + p0, g.oc, count, Eigen::OuterStride<>(out));
       if (g.pointwise()) {
@@ -330,9 +328,9 @@ inline void gemm_backward_weights(const conv_geometry& g, const float* x, const 
     }
   });
   for (index_t i = 0; i < size; ++i) {
-    float s = 0.0f;
-    for (index_t t = 0; t < tasks; ++t) s += partial[t * size + i];
-    dw[i] = s;
+    double s = 0.0;
+    for (index_t t = 0; t < tasks; ++t) s += static_cast<double>(partial[t * size + i]);
+    dw[i] = static_cast<float>(s);
   }
 }
 

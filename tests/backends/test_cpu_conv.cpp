@@ -158,6 +158,8 @@ TEST_CASE("cpu conv<2>: every function equals the reference (borders, strides, d
       c2(1, 3, 4, 16, 16, 3, 3, 1, 1),          // exact SIMD rows
       c2(2, 0, 3, 5, 5, 3, 3, 1, 1),            // no input channels: y = bias, dw empty
       c2(1, 2, 3, 5, 5, 5, 5, 1, 0),            // kernel as large as the input: 1×1 output
+      c2(20, 2, 3, 5, 6, 3, 3, 1, 1),           // batch 20: more weight-gradient work units than tasks
+      c2(20, 2, 3, 6, 6, 2, 2, 2, 0),           // the same on the GEMM path
   };
   conv_case odd = c2(3, 2, 3, 9, 7, 3, 2, 1, 1, 1);  // mixed: stride 2×1, pad 1×0, dilation 2×1
   odd.stride = {1, 2, 1};
@@ -180,6 +182,7 @@ TEST_CASE("cpu conv<3>: every function equals the reference") {
       {2, 3, 2, {5, 5, 7}, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},                            // stride 2 (GEMM)
       {1, 2, 3, {5, 7, 6}, {2, 3, 3}, {1, 1, 1}, {1, 1, 1}, {2, 1, 1}},                  // depth dilation, even depth
       {1, 3, 2, {3, 4, 5}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}, false},  // pointwise
+      {2, 2, 3, {9, 4, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},                            // 18 planes > 16 tasks
   };
   for (const auto& c : cases) compare_with_reference<ops::conv<3>, 3>(c, r);
 }
