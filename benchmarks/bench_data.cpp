@@ -18,20 +18,29 @@ namespace {
 
 const std::filesystem::path data_dir{MICROCOUNT_DATA_DIR};
 
-// vgg-cells: cached normalised images -> 128² patches -> D4 -> intensity -> noise.
-void vgg_chain(benchmark::State& state) {
-  const auto base = data::cached(data::normalize_percentile(data::open_dataset(data_dir / "vgg-cells")));
-  const auto view = data::noise(data::intensity(data::d4(data::random_patches(base, 128, 128, 8)),
-                                                {{-0.1, 0.1}, {0.8, 1.2}, {0.8, 1.25}}),
-                                50, 0.01);
+// vgg-cells: cached normalised images -> 128² patches -> D4, then (argument) 1: + intensity,
+// 2: + intensity + noise.
+template <class View>
+void draw_all(benchmark::State& state, const View& view) {
   rng r(1);
-  for (std::size_t i = 0; i < view.size(); ++i) (void)view.get(i, r);  // warm the cache
   std::size_t i = 0;
   for (auto _ : state) {
     auto s = view.get(i++ % view.size(), r);
     benchmark::DoNotOptimize(s.image.pixels.data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void vgg_chain(benchmark::State& state) {
+  const auto base = data::cached(data::normalize_percentile(data::open_dataset(data_dir / "vgg-cells")));
+  rng r(1);
+  for (std::size_t i = 0; i < base.size(); ++i) (void)base.get(i, r);  // warm the cache
+  const auto flipped = data::d4(data::random_patches(base, 128, 128, 8));
+  const auto brighter = data::intensity(flipped, {{-0.1, 0.1}, {0.8, 1.2}, {0.8, 1.25}});
+  const auto noisy = data::noise(brighter, 50, 0.01);
+  if (state.range(0) == 0) draw_all(state, flipped);
+  if (state.range(0) == 1) draw_all(state, brighter);
+  if (state.range(0) == 2) draw_all(state, noisy);
 }
 
 // mbm: cached grey normalised 600² images -> rescale 0.8–1.25 -> 128² patches -> D4; argument 1: the
@@ -81,7 +90,7 @@ void vgg_batch(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(vgg_chain)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(vgg_chain)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(mbm_chain)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(normalize_rgb)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(vgg_batch)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -257,6 +257,42 @@ TEST_CASE("noise: Poisson and Gaussian moments") {
   CHECK_THROWS_AS(data::add_noise(p, -1, 0, r), error);
 }
 
+TEST_CASE("noise: the Poisson draws follow the Poisson law for small and large means") {
+  // log k! against the product, also across the table / series switch at 16.
+  double log_f = 0;
+  for (std::uint64_t k = 1; k < 60; ++k) {
+    log_f += std::log(static_cast<double>(k));
+    CHECK(data::detail::log_factorial(k) == doctest::Approx(log_f).epsilon(1e-12));
+  }
+  rng r(12);
+  for (const double mean : {3.0, 10.0, 23.5, 150.0, 4000.0}) {
+    CAPTURE(mean);
+    const int n = 40000;
+    std::map<std::uint64_t, int> seen;
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const auto k = data::detail::poisson(mean, r);
+      ++seen[k];
+      sum += static_cast<double>(k), sum2 += static_cast<double>(k) * static_cast<double>(k);
+    }
+    const double m = sum / n, var = sum2 / n - m * m;
+    CHECK(std::abs(m - mean) < 5 * std::sqrt(mean / n));
+    CHECK(var == doctest::Approx(mean).epsilon(0.05));
+    // Chi-square over the values with an expected count of at least 20, against the exact pmf.
+    double chi2 = 0;
+    int cells = 0;
+    for (std::uint64_t k = 0; k < static_cast<std::uint64_t>(mean * 3 + 30); ++k) {
+      const double expect = n * std::exp(-mean + static_cast<double>(k) * std::log(mean) - data::detail::log_factorial(k));
+      if (expect < 20) continue;
+      const double d = seen[k] - expect;
+      chi2 += d * d / expect;
+      ++cells;
+    }
+    REQUIRE(cells > 3);
+    CHECK(chi2 < cells + 5 * std::sqrt(2.0 * cells));  // mean cells, sd sqrt(2 cells): a 5-sigma bound
+  }
+}
+
 TEST_CASE("pipeline: mbm RGB to grey, normalised, patched and flipped; same result from any thread") {
   MICROCOUNT_REQUIRE_DATA();
   const auto ds = data::open_dataset(test::data_dir() / "mbm");

@@ -295,6 +295,45 @@ auto intensity(V source, intensity_options o) {
 
 // ---- noise -------------------------------------------------------------------------------------
 
+namespace detail {
+
+// log(k!) exactly from a table below 16, else Stirling's series (error < 1e-13 there). std::lgamma is
+// avoided: glibc's writes the global signgam, a data race when views run on several threads.
+inline double log_factorial(std::uint64_t k) {
+  static constexpr std::array<double, 16> table = [] {
+    std::array<double, 16> t{};
+    double f = 1;
+    for (std::size_t i = 0; i < 16; ++i) {
+      if (i > 1) f *= static_cast<double>(i);
+      t[i] = f;  // k!, logged below (std::log is not constexpr)
+    }
+    return t;
+  }();
+  if (k < 16) return std::log(table[k]);
+  const double x = static_cast<double>(k), inv = 1.0 / x, inv2 = inv * inv;
+  return (x + 0.5) * std::log(x) - x + 0.91893853320467274178 + inv * (1.0 / 12 - inv2 * (1.0 / 360 - inv2 / 1260));
+}
+
+// A Poisson draw of mean `mean`: Knuth's product of uniforms below 10 (rng::poisson), Hörmann's
+// transformed rejection with squeeze (PTRS, 1993) from 10 on: exact, and O(1) draws whatever the mean.
+inline std::uint64_t poisson(double mean, rng& r) {
+  if (mean < 10) return r.poisson(mean);
+  const double root = std::sqrt(mean), log_mean = std::log(mean);
+  const double b = 0.931 + 2.53 * root, a = -0.059 + 0.02483 * b;
+  const double inv_alpha = 1.1239 + 1.1328 / (b - 3.4), v_r = 0.9277 - 3.6224 / (b - 2);
+  for (;;) {
+    const double u = r.uniform() - 0.5, v = r.uniform();
+    const double us = 0.5 - std::abs(u);
+    const double k = std::floor((2 * a / us + b) * u + mean + 0.43);
+    if (us >= 0.07 && v <= v_r) return static_cast<std::uint64_t>(k);
+    if (k < 0 || (us < 0.013 && v > us)) continue;
+    if (std::log(v * inv_alpha / (a / (us * us) + b)) <= -mean + k * log_mean - log_factorial(static_cast<std::uint64_t>(k)))
+      return static_cast<std::uint64_t>(k);
+  }
+}
+
+}  // namespace detail
+
 // Camera noise on the sample's own values: with poisson_scale > 0 a value v is taken as
 // v · poisson_scale photons and replaced by Poisson(max(v, 0) · poisson_scale) / poisson_scale (shot
 // noise: variance v / poisson_scale); then Gaussian read noise of standard deviation gaussian_sigma is
@@ -305,7 +344,8 @@ inline void add_noise(sample& s, double poisson_scale, double gaussian_sigma, rn
   auto& px = s.image.pixels;  // [F, C, H, W]
   if (poisson_scale > 0)
     for (auto& v : px)
-      v = static_cast<float>(static_cast<double>(r.poisson(std::max(0.0, static_cast<double>(v)) * poisson_scale)) / poisson_scale);
+      v = static_cast<float>(static_cast<double>(detail::poisson(std::max(0.0, static_cast<double>(v)) * poisson_scale, r)) /
+                             poisson_scale);
   if (gaussian_sigma > 0)
     for (auto& v : px) v = static_cast<float>(v + gaussian_sigma * r.normal());
 }
