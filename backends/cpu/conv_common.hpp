@@ -46,6 +46,12 @@ namespace microcount::cpu_conv_detail {
 
 using batch = xsimd::batch<float>;
 inline constexpr index_t lanes = static_cast<index_t>(batch::size);
+// SIMD registers the register tiles may fill: 32 with AVX-512, 16 with AVX2 / SSE.
+#if XSIMD_WITH_AVX512F
+inline constexpr int simd_registers = 32;
+#else
+inline constexpr int simd_registers = 16;
+#endif
 
 inline constexpr index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
 inline constexpr index_t ceil_div(index_t v, index_t m) { return (v + m - 1) / m; }

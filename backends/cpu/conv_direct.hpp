@@ -3,8 +3,8 @@
 //
 // Forward (and, with flipped and transposed weights, backward-data):
 //   Work is split into bands = (image, output plane, a range of output rows). A band's input region,
-//   all input channels, is copied once into a zero-padded scratch buffer whose rows are a whole number
-//   of SIMD batches wide, so the inner loop has no border branches. Each band's outputs are the
+//   all input channels, is copied once into a zero-padded scratch buffer (channels interleaved by row)
+//   whose rows are a whole number of SIMD batches wide, so the inner loop has no border branches. Each band's outputs are the
 //   "batch index space" rows × ceil(OW / lanes); a register tile is OCB output channels × V consecutive
 //   batches of that space (possibly spanning rows): OCB·V accumulators, V input loads and OCB weight
 //   broadcasts per (input channel, tap). Weights are packed [block][IC][taps][OCB] so those broadcasts
@@ -15,6 +15,7 @@
 //   reduced horizontally and added to the task's own partial dW. Partials are summed in task order (in
 //   double) after the one parallel loop: no barriers inside, and the same bits for any thread count.
 #include <algorithm>
+#include <concepts>
 #include <vector>
 
 #include "microcount/backends/cpu/conv_common.hpp"
@@ -24,16 +25,22 @@ namespace microcount::cpu_conv_detail {
 
 // ---- weight packing ---------------------------------------------------------------------------
 
+// Where packed weights come from: weight_at(output channel, input channel, tap) -> float.
+template <class F>
+concept weight_source = std::invocable<const F&, index_t, index_t, index_t> &&
+                        std::convertible_to<std::invoke_result_t<const F&, index_t, index_t, index_t>, float>;
+
 // dst [blocks][IC][taps][ocb] = weight_at(block·ocb + o, ic, tap), 0 past OC.
 template <class WeightAt>
 void pack_weights(float* dst, index_t oc, index_t ic, index_t taps, index_t ocb, WeightAt weight_at) {
+  static_assert(weight_source<WeightAt>, "microcount: weight_at must be callable as (oc, ic, tap) -> float");
   const index_t blocks = ceil_div(oc, ocb);
   for (index_t b = 0; b < blocks; ++b)
     for (index_t c = 0; c < ic; ++c)
       for (index_t t = 0; t < taps; ++t)
         for (index_t o = 0; o < ocb; ++o) {
           const index_t out = b * ocb + o;
-          *dst++ = out < oc ? weight_at(out, c, t) : 0.0f;
+          *dst++ = out < oc ? static_cast<float>(weight_at(out, c, t)) : 0.0f;
         }
 }
 
@@ -93,6 +100,7 @@ MICROCOUNT_INLINE void fma_tap(batch (&acc)[OCB][V], const float* const (&in)[V]
 template <int OCB, int V, int KW>
 MICROCOUNT_INLINE void accumulate_tile(batch (&acc)[OCB][V], const float* const (&in)[V], index_t channels,
                                        index_t channel, const band_layout& L, const float* w) {
+  static_assert(OCB >= 1 && V >= 1 && OCB * V + V + 1 <= simd_registers, "microcount: register tile exceeds the SIMD registers");
   const index_t row_taps = static_cast<index_t>(L.row_offsets.size());
   const index_t col_taps = KW > 0 ? KW : static_cast<index_t>(L.column_offsets.size());
   const index_t* row_off = L.row_offsets.data();
@@ -198,17 +206,29 @@ void direct_forward_run(const direct_forward_problem& pr) {
   if (stats) partials.reduce_into(pr.epi, tasks);
 }
 
-// Output channels per register block, by how many there are: 8×3 batches for wide layers, narrower
-// blocks with more batches when there are few (a 1-channel output must not pay for 8).
-inline index_t direct_block_channels(index_t oc) { return oc >= 5 ? 8 : oc >= 3 ? 4 : oc == 2 ? 2 : 1; }
+// Output channels per register block, by how many there are: with 32 registers 8 channels × 3 batches
+// for wide layers, narrower blocks with more batches when there are few (a 1-channel output must not
+// pay for 8); with 16 registers (AVX2) 4 × 3, 2 × 4, 1 × 6.
+inline index_t direct_block_channels(index_t oc) {
+  if constexpr (simd_registers >= 32) return oc >= 5 ? 8 : oc >= 3 ? 4 : oc == 2 ? 2 : 1;
+  return oc >= 3 ? 4 : oc == 2 ? 2 : 1;
+}
 
 template <int KW>
 void direct_forward_dispatch_kw(const direct_forward_problem& pr, index_t ocb) {
-  switch (ocb) {
-    case 8: direct_forward_run<8, 3, KW>(pr); break;
-    case 4: direct_forward_run<4, 6, KW>(pr); break;
-    case 2: direct_forward_run<2, 8, KW>(pr); break;
-    default: direct_forward_run<1, 8, KW>(pr); break;
+  if constexpr (simd_registers >= 32) {
+    switch (ocb) {
+      case 8: direct_forward_run<8, 3, KW>(pr); break;
+      case 4: direct_forward_run<4, 6, KW>(pr); break;
+      case 2: direct_forward_run<2, 8, KW>(pr); break;
+      default: direct_forward_run<1, 8, KW>(pr); break;
+    }
+  } else {
+    switch (ocb) {
+      case 4: direct_forward_run<4, 3, KW>(pr); break;
+      case 2: direct_forward_run<2, 4, KW>(pr); break;
+      default: direct_forward_run<1, 6, KW>(pr); break;
+    }
   }
 }
 
@@ -216,6 +236,7 @@ void direct_forward_dispatch_kw(const direct_forward_problem& pr, index_t ocb) {
 template <class WeightAt>
 void direct_forward(const conv_geometry& g, const float* x, WeightAt weight_at, const float* bias,
                     const conv_epilogue* epi, float* y) {
+  static_assert(weight_source<WeightAt>, "microcount: weight_at must be callable as (oc, ic, tap) -> float");
   const index_t ocb = direct_block_channels(g.oc);
   const index_t taps = g.taps();
   float* packed = thread_scratch(shared_slot, ceil_div(g.oc, ocb) * ocb * g.ic * taps);
@@ -235,6 +256,7 @@ template <int OCB, int RT>
 void accumulate_weight_block(const float* xs, const band_layout& L, const float* dy, index_t dy_channel,
                              index_t dy_pitch, float* dw, index_t dw_channel) {
   constexpr int taps = RT * 3;
+  static_assert(OCB >= 1 && OCB * taps + OCB + 1 <= simd_registers, "microcount: weight accumulators exceed the SIMD registers");
   batch acc[OCB][taps];
   for (int o = 0; o < OCB; ++o)
     for (int t = 0; t < taps; ++t) acc[o][t] = batch(0.0f);
@@ -266,15 +288,15 @@ void accumulate_weight_block(const float* xs, const band_layout& L, const float*
 }
 
 // Whether the direct backward-weights path covers g: unit stride, 3 kernel columns without dilation,
-// 3 or 9 (kd, kh) row taps (3×3, 1×3×3, 3×3×3).
+// 3 or 9 (kd, kh) row taps (3×3, 1×3×3, 3×3×3; 27 accumulators need AVX-512's 32 registers).
 inline bool direct_weights_supported(const conv_geometry& g) {
   const index_t row_taps = g.k[0] * g.k[1];
-  return g.unit_stride() && g.k[2] == 3 && g.dil[2] == 1 && (row_taps == 3 || row_taps == 9);
+  return g.unit_stride() && g.k[2] == 3 && g.dil[2] == 1 && (row_taps == 3 || (row_taps == 9 && simd_registers >= 32));
 }
 
 template <int RT>
 void direct_backward_weights_rt(const conv_geometry& g, const float* x, const float* dy, float* dw) {
-  constexpr index_t max_block = RT == 3 ? 3 : 1;  // OCB·taps accumulators must fit the 32 registers
+  constexpr index_t max_block = RT == 3 && simd_registers >= 32 ? 3 : 1;  // OCB·taps accumulators fit the registers
   const index_t taps = g.taps(), size = g.oc * g.ic * taps;
 
   // Output-channel blocks of near-equal size (16 -> 3,3,3,3,2,2).
@@ -330,7 +352,7 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
           const float* xc = xs + c * L.channel;
           float* w = acc + (o0 * g.ic + c) * taps;
           const index_t wc = g.ic * taps;
-          if constexpr (RT == 3) {
+          if constexpr (max_block == 3) {
             if (count == 3) accumulate_weight_block<3, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
             else if (count == 2) accumulate_weight_block<2, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
             else accumulate_weight_block<1, RT>(xc, L, d, dy_channel, dy_pitch, w, wc);
@@ -352,10 +374,13 @@ void direct_backward_weights_rt(const conv_geometry& g, const float* x, const fl
 }
 
 inline void direct_backward_weights(const conv_geometry& g, const float* x, const float* dy, float* dw) {
-  if (g.k[0] * g.k[1] == 3)
-    direct_backward_weights_rt<3>(g, x, dy, dw);
-  else
-    direct_backward_weights_rt<9>(g, x, dy, dw);
+  if constexpr (simd_registers >= 32) {
+    if (g.k[0] * g.k[1] == 9) {
+      direct_backward_weights_rt<9>(g, x, dy, dw);
+      return;
+    }
+  }
+  direct_backward_weights_rt<3>(g, x, dy, dw);
 }
 
 }  // namespace microcount::cpu_conv_detail
