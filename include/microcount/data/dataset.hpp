@@ -14,6 +14,7 @@
 // given, so get(i, rng(seed)) always returns the same sample. Views (subset, random_patches, d4, rescale,
 // intensity, noise, normalize_*, to_grey) take a view and are views, so they compose.
 #include <algorithm>
+#include <cctype>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -98,7 +99,9 @@ inline io::image load_image(const std::filesystem::path& path) {
 
 }  // namespace detail
 
+namespace detail {
 struct dataset_builder;
+}
 
 class dataset {
  public:
@@ -167,7 +170,7 @@ class dataset {
   }
 
  private:
-  friend struct dataset_builder;
+  friend struct detail::dataset_builder;
   std::shared_ptr<detail::dataset_state> state_;
 };
 
@@ -175,9 +178,12 @@ class dataset {
 // annotations.xml beside the images, or one napari CSV per image). Samples are sorted by image name.
 // An annotated image missing from the folder is an error naming it (the first 5 and how many); an
 // image file with no annotation is left out and reported in warnings(). Images are not decoded yet.
+namespace detail {
+// open_dataset fills a dataset's state; nothing else may.
 struct dataset_builder {
-  static detail::dataset_state& state(dataset& ds) { return *ds.state_; }
+  static dataset_state& state(dataset& ds) { return *ds.state_; }
 };
+}  // namespace detail
 
 inline dataset open_dataset(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
@@ -197,7 +203,7 @@ inline dataset open_dataset(const std::filesystem::path& dir) {
   }
 
   dataset ds;
-  auto& s = dataset_builder::state(ds);
+  auto& s = detail::dataset_builder::state(ds);
   s.dir = dir;
   s.labels = ann.labels;
   if (s.labels.empty()) s.labels.push_back("point");
