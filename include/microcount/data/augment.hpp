@@ -267,8 +267,11 @@ inline void adjust_intensity(sample& s, double brightness, double contrast, doub
   if (px.size() == 0) return;
   const auto [lo_it, hi_it] = std::minmax_element(px.begin(), px.end());
   const double lo = *lo_it, span = static_cast<double>(*hi_it) - lo;
-  if (gamma != 1 && span > 0)
-    for (auto& v : px) v = static_cast<float>(lo + span * std::pow(std::max(0.0, (v - lo) / span), gamma));
+  if (gamma != 1 && span > 0) {  // in float: one powf per pixel is most of this view's cost
+    const float low = static_cast<float>(lo), range = static_cast<float>(span), inv = 1.0f / range;
+    const float g = static_cast<float>(gamma);
+    for (auto& v : px) v = low + range * std::pow(std::max(0.0f, (v - low) * inv), g);
+  }
   if (contrast != 1) {
     double sum = 0;
     for (const float v : px) sum += v;
