@@ -24,21 +24,8 @@
 
 namespace microcount {
 
-// Optional work fused into kernel<ops::conv<D>, backend::cpu>::forward_fused, per output channel c:
-//   z = conv(x, w)[c] + bias[c]                                   (bias optional, as in forward)
-//   sum[c] = Σ z,  sum_squares[c] = Σ z²  over batch and space    (BatchNorm statistics, training)
-//   y = z · scale[c] + shift[c], then max(y, 0) when relu          (folded BatchNorm + ReLU, inference)
-// Statistics are taken BEFORE scale/shift/ReLU. Every pointer may be null (skipped / identity).
-struct conv_epilogue {
-  const float* scale = nullptr;   // [OC]
-  const float* shift = nullptr;   // [OC]
-  bool relu = false;
-  double* sum = nullptr;          // [OC], overwritten
-  double* sum_squares = nullptr;  // [OC], overwritten
-
-  [[nodiscard]] bool wants_statistics() const { return sum || sum_squares; }
-  [[nodiscard]] bool transforms() const { return scale || shift || relu; }
-};
+// The fused-epilogue parameters are backend-agnostic: ops::conv_epilogue (nn/ops.hpp).
+using conv_epilogue = ops::conv_epilogue;
 
 }  // namespace microcount
 

@@ -44,6 +44,23 @@ struct conv {
   }
 };
 
+// Optional work a backend may fuse into a convolution's store (kernel<ops::conv<D>, B>::forward_fused),
+// per output channel c:
+//   z = conv(x, w)[c] + bias[c]                                   (bias optional, as in forward)
+//   sum[c] = Σ z,  sum_squares[c] = Σ z²  over batch and space    (BatchNorm statistics, training)
+//   y = z · scale[c] + shift[c], then max(y, 0) when relu          (folded BatchNorm + ReLU, inference)
+// Statistics are taken BEFORE scale/shift/ReLU. Every pointer may be null (skipped / identity).
+struct conv_epilogue {
+  const float* scale = nullptr;   // [OC]
+  const float* shift = nullptr;   // [OC]
+  bool relu = false;
+  double* sum = nullptr;          // [OC], overwritten
+  double* sum_squares = nullptr;  // [OC], overwritten
+
+  [[nodiscard]] bool wants_statistics() const { return sum || sum_squares; }
+  [[nodiscard]] bool transforms() const { return scale || shift || relu; }
+};
+
 template <int Dims>
 struct conv_transpose {
   static_assert(Dims == 2 || Dims == 3, "microcount: conv_transpose supports 2 or 3 spatial dimensions");

@@ -7,6 +7,7 @@
 //               statistics (training) and the ReLU (evaluation) are computed in the convolution's store.
 // Numerically the same function as seq<conv_layer, batch_norm_layer, relu> (tests/nn/test_conv_bn_relu.cpp);
 // parameter names are "conv.weight", "bn.weight", "bn.bias", buffers "bn.running_mean", "bn.running_var".
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -31,7 +32,8 @@ struct conv_bn_relu : layer_base<B> {
   conv_layer<Dims, B> conv;        // bias off: BN's shift replaces it
   batch_norm_layer<Dims, B> bn;    // holds γ, β, running statistics (its forward/backward are not used)
   tensor_t<B> input, conv_out, output;  // kept for backward (training)
-  tensor_t<B> folded_weight, folded_bias;
+  tensor_t<B> folded_weight, folded_bias;  // evaluation: folded weights (or per-channel scale, shift)
+  tensor_t<B> batch_var;                   // training on fused backends: the batch variance [C]
 
   conv_bn_relu() = default;
   conv_bn_relu(index_t out, std::array<int, Dims> k, ops::conv<Dims> o = {}, ops::batch_norm bn_op = {})
@@ -50,21 +52,62 @@ struct conv_bn_relu : layer_base<B> {
     bn.set_mode(m);
   }
 
+  // Backends whose conv kernel fuses an epilogue into its store (ops::conv_epilogue).
+  static constexpr bool fused = requires(const ops::conv<Dims>& p, tensor_view<const T, rank> v, tensor_view<T, rank> o,
+                                         const ops::conv_epilogue& e) { conv_kernel::forward_fused(p, v, v, nullptr, e, o); };
+
   tensor_t<B> forward(const tensor_t<B>& x) {
     const auto w = conv.weight.template view<rank>();
     tensor_t<B> z(conv.op.output_shape(x.shape(), conv.weight.shape()));  // [N, C, spatial...]
     if (!this->training()) {
-      fold();
-      conv_kernel::forward(conv.op, x.template view<rank>(), folded_weight.template view<rank>(), folded_bias.data(),
-                           z.template view<rank>());
-      relu_in_place(z);
+      if constexpr (fused) {
+        // One pass: conv, then y·scale + shift and ReLU in the store.
+        fold_scale_shift();
+        ops::conv_epilogue e;
+        e.scale = folded_weight.data();
+        e.shift = folded_bias.data();
+        e.relu = true;
+        conv_kernel::forward_fused(conv.op, x.template view<rank>(), w, nullptr, e, z.template view<rank>());
+      } else {
+        fold();
+        conv_kernel::forward(conv.op, x.template view<rank>(), folded_weight.template view<rank>(), folded_bias.data(),
+                             z.template view<rank>());
+        relu_in_place(z);
+      }
       return z;
     }
     tensor_t<B> y(z.shape());
-    conv_kernel::forward(conv.op, x.template view<rank>(), w, nullptr, y.template view<rank>());
-    bn_kernel::forward_training(bn.op, detail::channel_view(y), bn.weight.data(), bn.bias.data(), detail::channel_view(z),
-                                bn.saved_mean.data(), bn.saved_invstd.data(), bn.running_mean.data(),
-                                bn.running_var.data());
+    if constexpr (fused) {
+      // The batch statistics come out of the convolution's store; one normalising pass follows.
+      const index_t channels = y.dim(1);
+      std::vector<double> sum(channels), squares(channels);
+      ops::conv_epilogue e;
+      e.sum = sum.data();
+      e.sum_squares = squares.data();
+      conv_kernel::forward_fused(conv.op, x.template view<rank>(), w, nullptr, e, y.template view<rank>());
+      const double m = static_cast<double>(y.dim(0) * y.shape().size_from(2));
+      for (index_t c = 0; c < channels; ++c) {
+        const double mean = sum[c] / m, var = std::max(0.0, squares[c] / m - mean * mean);
+        bn.saved_mean[c] = static_cast<T>(mean);
+        bn.saved_invstd[c] = static_cast<T>(1.0 / std::sqrt(var + bn.op.eps));
+        const double unbiased = m > 1 ? var * m / (m - 1) : var;
+        bn.running_mean[c] = static_cast<T>((1 - bn.op.momentum) * bn.running_mean[c] + bn.op.momentum * mean);
+        bn.running_var[c] = static_cast<T>((1 - bn.op.momentum) * bn.running_var[c] + bn.op.momentum * unbiased);
+      }
+      // z = γ·(y − mean)·invstd + β: the inference-form normalisation with the batch's statistics.
+      batch_var.resize(shape{channels});
+      for (index_t c = 0; c < channels; ++c) {
+        const double invstd = bn.saved_invstd[c];
+        batch_var[c] = static_cast<T>(1.0 / (invstd * invstd) - bn.op.eps);
+      }
+      bn_kernel::forward_inference(bn.op, detail::channel_view(y), bn.weight.data(), bn.bias.data(),
+                                   bn.saved_mean.data(), batch_var.data(), detail::channel_view(z));
+    } else {
+      conv_kernel::forward(conv.op, x.template view<rank>(), w, nullptr, y.template view<rank>());
+      bn_kernel::forward_training(bn.op, detail::channel_view(y), bn.weight.data(), bn.bias.data(),
+                                  detail::channel_view(z), bn.saved_mean.data(), bn.saved_invstd.data(),
+                                  bn.running_mean.data(), bn.running_var.data());
+    }
     relu_in_place(z);
     input = x.share();
     conv_out = std::move(y);
@@ -113,6 +156,18 @@ struct conv_bn_relu : layer_base<B> {
     for (index_t o = 0; o < oc; ++o) {
       const double s = double(bn.weight[o]) / std::sqrt(double(bn.running_var[o]) + bn.op.eps);
       for (index_t i = 0; i < per; ++i) folded_weight[o * per + i] = static_cast<T>(conv.weight[o * per + i] * s);
+      folded_bias[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
+    }
+  }
+  // Evaluation on fused backends: scale[o] = γ/sqrt(var + eps), shift[o] = β − mean·scale (kept in
+  // folded_weight / folded_bias as [C] vectors).
+  void fold_scale_shift() {
+    const index_t oc = conv.weight.dim(0);
+    folded_weight.resize(shape{oc});
+    folded_bias.resize(shape{oc});
+    for (index_t o = 0; o < oc; ++o) {
+      const double s = double(bn.weight[o]) / std::sqrt(double(bn.running_var[o]) + bn.op.eps);
+      folded_weight[o] = static_cast<T>(s);
       folded_bias[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
     }
   }
