@@ -116,19 +116,37 @@ struct seq {
   }
 };
 
-// ---- skip_concat ----------------------------------------------------------------------------------
+// ---- one inner layer: what skip_concat and residual share ----------------------------------------
+// Holds the inner layer and forwards mode and visitors to it; its parameters are named "inner.<name>".
 template <class Inner>
-struct skip_concat {
-  static_assert(layer<Inner>, "microcount: skip_concat<Inner> needs Inner to satisfy nn::layer");
+struct wraps_one {
+  static_assert(layer<Inner>, "microcount: skip_concat<Inner> / residual<Inner> need Inner to satisfy nn::layer");
   using backend_type = typename Inner::backend_type;
   using B = backend_type;
-  static constexpr std::string_view kind = "skip_concat";
 
   Inner inner;
-  index_t skip_channels = 0, inner_channels = 0;
 
-  skip_concat() = default;
-  explicit skip_concat(Inner i) : inner(std::move(i)) {}
+  wraps_one() = default;
+  explicit wraps_one(Inner i) : inner(std::move(i)) {}
+
+  void set_mode(mode m) { inner.set_mode(m); }
+  template <class F>
+  void for_each_parameter(F&& f) { inner.for_each_parameter(detail::prefixed_visitor<F, B>{"inner.", f}); }
+  template <class F>
+  void for_each_buffer(F&& f) { inner.for_each_buffer(detail::prefixed_visitor<F, B>{"inner.", f}); }
+  template <class F>
+  void for_each_layer(F&& f) { f(inner); }
+};
+
+// ---- skip_concat ----------------------------------------------------------------------------------
+template <class Inner>
+struct skip_concat : wraps_one<Inner> {
+  using B = typename wraps_one<Inner>::B;
+  using wraps_one<Inner>::wraps_one;
+  using wraps_one<Inner>::inner;
+  static constexpr std::string_view kind = "skip_concat";
+
+  index_t skip_channels = 0, inner_channels = 0;
 
   shape build(const shape& in, rng& r) {
     const shape inner_out = inner.build(in, r);
@@ -164,27 +182,18 @@ struct skip_concat {
     for_each<B>(dx.size(), detail::add_into{}, dx.data(), static_cast<const scalar_t<B>*>(d_skip.data()));
     return dx;
   }
-  void set_mode(mode m) { inner.set_mode(m); }
-  template <class F>
-  void for_each_parameter(F&& f) { inner.for_each_parameter(detail::prefixed_visitor<F, B>{"inner.", f}); }
-  template <class F>
-  void for_each_buffer(F&& f) { inner.for_each_buffer(detail::prefixed_visitor<F, B>{"inner.", f}); }
-  template <class F>
-  void for_each_layer(F&& f) { f(inner); }
 };
+
+template <class Inner>
+skip_concat(Inner) -> skip_concat<Inner>;
 
 // ---- residual -------------------------------------------------------------------------------------
 template <class Inner>
-struct residual {
-  static_assert(layer<Inner>, "microcount: residual<Inner> needs Inner to satisfy nn::layer");
-  using backend_type = typename Inner::backend_type;
-  using B = backend_type;
+struct residual : wraps_one<Inner> {
+  using B = typename wraps_one<Inner>::B;
+  using wraps_one<Inner>::wraps_one;
+  using wraps_one<Inner>::inner;
   static constexpr std::string_view kind = "residual";
-
-  Inner inner;
-
-  residual() = default;
-  explicit residual(Inner i) : inner(std::move(i)) {}
 
   shape build(const shape& in, rng& r) {
     const shape out = inner.build(in, r);
@@ -201,13 +210,9 @@ struct residual {
     for_each<B>(dx.size(), detail::add_into{}, dx.data(), static_cast<const scalar_t<B>*>(dy.data()));
     return dx;
   }
-  void set_mode(mode m) { inner.set_mode(m); }
-  template <class F>
-  void for_each_parameter(F&& f) { inner.for_each_parameter(detail::prefixed_visitor<F, B>{"inner.", f}); }
-  template <class F>
-  void for_each_buffer(F&& f) { inner.for_each_buffer(detail::prefixed_visitor<F, B>{"inner.", f}); }
-  template <class F>
-  void for_each_layer(F&& f) { f(inner); }
 };
+
+template <class Inner>
+residual(Inner) -> residual<Inner>;
 
 }  // namespace microcount::nn
