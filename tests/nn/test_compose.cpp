@@ -1,6 +1,7 @@
 #include "gradcheck.hpp"
 #include "microcount/nn/compose.hpp"
 #include "microcount/nn/layers/conv.hpp"
+#include "microcount/nn/layers/conv_bn_relu.hpp"
 
 using namespace microcount;
 using f64 = test::f64;
@@ -41,4 +42,14 @@ TEST_CASE("residual rejects an inner layer that changes the shape, naming both s
   rng r(13);
   nn::residual<nn::conv2d<backend::reference>> res(nn::conv2d<backend::reference>(5, {3, 3}));
   CHECK_THROWS_WITH_AS(res.build({1, 2, 8, 8}, r), doctest::Contains("[1, 5, 6, 6]"), error);
+}
+
+TEST_CASE("residual does not write into the inner layer's kept output (conv_bn_relu keeps it for its ReLU mask)") {
+  rng r(14);
+  ops::conv<2> same;
+  same.pad = {1, 1};
+  nn::residual res(nn::conv_bn_relu<2, f64>(2, {3, 3}, same));
+  res.build({2, 2, 4, 5}, r);
+  auto x = test::random_tensor({2, 2, 4, 5}, r);
+  CHECK(test::gradcheck(res, x, r, {.eps = 1e-6, .tolerance = 1e-5}) < 1e-5);
 }

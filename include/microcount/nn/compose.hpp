@@ -5,13 +5,13 @@
 //   residual<Inner>     y = x + Inner(x)
 // A U-Net level is seq<block, skip_concat<seq<pool, Inner, up>>, block>: template depth grows with the
 // number of levels, not of layers. Parameter names are paths ("1.0.2.weight") so checkpoints are stable.
-#include <cstring>
 #include <string>
 #include <tuple>
 #include <utility>
 
 #include "microcount/core/elementwise.hpp"
 #include "microcount/nn/layer.hpp"
+#include "microcount/nn/layers/merge.hpp"
 
 namespace microcount::nn {
 
@@ -27,25 +27,6 @@ struct prefixed_visitor {
     f(q);
   }
   void operator()(std::string_view name, tensor_t<B>& t) const { f(prefix + std::string(name), t); }
-};
-
-// Copies channel blocks of contiguous NCHW/NCDHW tensors: for each image n,
-// dst[n, dst_c0 : dst_c0+C] = src[n, src_c0 : src_c0+C]. One contiguous run per image.
-template <class B>
-void copy_channels(const tensor_t<B>& src, index_t src_c0, tensor_t<B>& dst, index_t dst_c0, index_t channels) {
-  static_assert(B::host_memory, "microcount: channel copies for device backends come with their memory<> support");
-  const index_t spatial = src.shape().size_from(2);
-  const index_t n = src.dim(0);
-  for (index_t i = 0; i < n; ++i) {
-    const auto* from = src.data() + (i * src.dim(1) + src_c0) * spatial;
-    auto* to = dst.data() + (i * dst.dim(1) + dst_c0) * spatial;
-    std::memcpy(to, from, sizeof(scalar_t<B>) * static_cast<std::size_t>(channels * spatial));
-  }
-}
-
-struct add_into {  // y += x
-  template <class V>
-  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& x) const { y = y + x; }
 };
 
 }  // namespace detail
@@ -162,24 +143,12 @@ struct skip_concat : wraps_one<Inner> {
     out[1] = skip_channels + inner_channels;
     return out;
   }
-  tensor_t<B> forward(const tensor_t<B>& x) {
-    auto y = inner.forward(x);
-    shape s = x.shape();
-    s[1] = x.dim(1) + y.dim(1);
-    tensor_t<B> out(s);
-    detail::copy_channels<B>(x, 0, out, 0, x.dim(1));
-    detail::copy_channels<B>(y, 0, out, x.dim(1), y.dim(1));
-    return out;
-  }
+  tensor_t<B> forward(const tensor_t<B>& x) { return concat_channels<B>(x, inner.forward(x)); }
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    shape skip_shape = dy.shape(), inner_shape = dy.shape();
-    skip_shape[1] = skip_channels;
-    inner_shape[1] = inner_channels;
-    tensor_t<B> d_skip(skip_shape), d_inner(inner_shape);
-    detail::copy_channels<B>(dy, 0, d_skip, 0, skip_channels);
-    detail::copy_channels<B>(dy, skip_channels, d_inner, 0, inner_channels);
-    auto dx = inner.backward(d_inner);
-    for_each<B>(dx.size(), detail::add_into{}, dx.data(), static_cast<const scalar_t<B>*>(d_skip.data()));
+    tensor_t<B> d_skip, d_inner;
+    split_channels<B>(dy, skip_channels, d_skip, d_inner);
+    auto dx = inner.backward(d_inner);  // fresh, kept by no layer: safe to add into
+    accumulate<B>(dx, d_skip);
     return dx;
   }
 };
@@ -200,14 +169,12 @@ struct residual : wraps_one<Inner> {
     require(out == in, "residual", "inner output " + out.str() + " must have the input's shape " + in.str());
     return out;
   }
-  tensor_t<B> forward(const tensor_t<B>& x) {
-    auto y = inner.forward(x);
-    for_each<B>(y.size(), detail::add_into{}, y.data(), static_cast<const scalar_t<B>*>(x.data()));
-    return y;
-  }
+  // A new tensor: the inner layer may keep its output for backward (conv_bn_relu does), so it is not
+  // written into.
+  tensor_t<B> forward(const tensor_t<B>& x) { return add<B>(inner.forward(x), x); }
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    auto dx = inner.backward(dy);
-    for_each<B>(dx.size(), detail::add_into{}, dx.data(), static_cast<const scalar_t<B>*>(dy.data()));
+    auto dx = inner.backward(dy);  // fresh, kept by no layer: safe to add into
+    accumulate<B>(dx, dy);
     return dx;
   }
 };
