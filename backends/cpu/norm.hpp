@@ -92,7 +92,9 @@ struct batch_norm_cpu {
       const double mean = mean_of[c];
       const double invstd = invstd_of ? double(invstd_of[c]) : 1.0 / std::sqrt(double(var_of[c]) + eps);
       double sum_dy = 0, sum_dy_centered = 0;
-      for (index_t i = 0; i < n; ++i) {
+      // Evaluation-mode dx needs no moments; skip them when no parameter gradient is wanted (inspection).
+      const bool moments = batch_statistics || dgamma || dbeta;
+      for (index_t i = 0; moments && i < n; ++i) {
         const index_t at = (i * channels + c) * s;
         add_gradient_moments(x.data + at, dy.data + at, s, T(mean), sum_dy, sum_dy_centered);
       }

@@ -43,6 +43,7 @@ struct seq {
   static constexpr std::string_view kind = "seq";
 
   std::tuple<L...> layers;
+  mode current_mode = mode::training;
 
   seq() = default;
   explicit seq(L... l) : layers(std::move(l)...) {}
@@ -61,9 +62,12 @@ struct seq {
   tensor_t<B> backward(const tensor_t<B>& dy) {
     return backward_from<sizeof...(L) - 1>(dy);
   }
+  // Every layer gets the mode (training / evaluation / inspection, see layer.hpp); get_mode() is the last one set.
   void set_mode(mode m) {
+    current_mode = m;
     std::apply([&](auto&... l) { (l.set_mode(m), ...); }, layers);
   }
+  [[nodiscard]] mode get_mode() const { return current_mode; }
   template <class F>
   void for_each_parameter(F&& f) {
     visit_indexed([&](auto& l, std::size_t i) { l.for_each_parameter(detail::prefixed_visitor<F, B>{std::to_string(i) + ".", f}); });
@@ -106,11 +110,16 @@ struct wraps_one {
   using B = backend_type;
 
   Inner inner;
+  mode current_mode = mode::training;
 
   wraps_one() = default;
   explicit wraps_one(Inner i) : inner(std::move(i)) {}
 
-  void set_mode(mode m) { inner.set_mode(m); }
+  void set_mode(mode m) {
+    current_mode = m;
+    inner.set_mode(m);
+  }
+  [[nodiscard]] mode get_mode() const { return current_mode; }
   template <class F>
   void for_each_parameter(F&& f) { inner.for_each_parameter(detail::prefixed_visitor<F, B>{"inner.", f}); }
   template <class F>

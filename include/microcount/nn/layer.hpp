@@ -7,9 +7,19 @@
 //   void for_each_parameter(F&& f)           // f(const parameter<B>&) for each trainable tensor
 //   void for_each_buffer(F&& f)              // f(std::string_view name, tensor&) for non-trained state
 //                                            //   (BatchNorm running statistics) saved in checkpoints
-//   void set_mode(mode m)                    // training / evaluation
+//   void set_mode(mode m)                    // training / evaluation / inspection
 //   static constexpr std::string_view kind   // a short name used in architecture signatures
 // Gradients are explicit per layer (no tape). Composites (seq, skip_concat, residual) forward all of it.
+//
+// Modes:
+//   training    batch statistics, dropout masks; forward keeps what backward needs; backward sets every
+//               parameter's gradient.
+//   evaluation  running statistics, no dropout; forward keeps nothing (backward is refused, except by
+//               BatchNorm, which supports fine-tuning with frozen statistics).
+//   inspection  the evaluation-mode function, but forward keeps what backward needs: backward returns dx of
+//               that function (BatchNorm: dy·γ/sqrt(running_var + eps), dropout: dy). Parameter gradients
+//               are NOT computed and keep their values, so explaining a prediction (explain/gradcam.hpp)
+//               costs one forward and one input-gradient pass and never disturbs a training step.
 #include <concepts>
 #include <string>
 #include <string_view>
@@ -20,7 +30,7 @@
 
 namespace microcount::nn {
 
-enum class mode { training, evaluation };
+enum class mode { training, evaluation, inspection };
 
 template <class B>
 using tensor_t = tensor<scalar_t<B>, B>;
@@ -51,7 +61,13 @@ struct layer_base {
   using backend_type = B;
   mode current_mode = mode::training;
   void set_mode(mode m) { current_mode = m; }
+  // Whether forward computes the training-mode function (batch statistics, dropout).
   [[nodiscard]] bool training() const { return current_mode == mode::training; }
+  // Whether forward keeps what backward needs (training and inspection).
+  [[nodiscard]] bool keeps_for_backward() const { return current_mode != mode::evaluation; }
+  // Whether backward is for dx only (parameter gradients left as they are).
+  [[nodiscard]] bool inspecting() const { return current_mode == mode::inspection; }
+  [[nodiscard]] mode get_mode() const { return current_mode; }
   template <class F>
   void for_each_parameter(F&&) {}
   template <class F>

@@ -22,7 +22,7 @@ template <>
 inline constexpr std::string_view activation_kind<ops::sigmoid> = "sigmoid";
 }  // namespace detail
 
-// y = f(x) elementwise. Keeps y (relu, sigmoid) or x (leaky_relu) for backward in training mode.
+// y = f(x) elementwise. Keeps y (relu, sigmoid) or x (leaky_relu) for backward in training and inspection mode.
 template <class Op, class B>
 struct activation_layer : layer_base<B> {
   static constexpr std::string_view kind = detail::activation_kind<Op>;
@@ -45,12 +45,12 @@ struct activation_layer : layer_base<B> {
     tensor_t<B> y(x.shape());
     kernel_t::forward(op, x.size(), x.data(), y.data());
     // Evaluation keeps nothing (and drops what a training forward kept, so a stale backward cannot run).
-    saved = !this->training() ? tensor_t<B>() : Op::saves_output ? y.share() : x.share();
+    saved = !this->keeps_for_backward() ? tensor_t<B>() : Op::saves_output ? y.share() : x.share();
     return y;
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(saved), std::string(kind), "backward called without a training-mode forward");
+    require(detail::holds(saved), std::string(kind), "backward called without a training- or inspection-mode forward");
     detail::require_shape(dy.shape(), saved.shape(), kind, "dy");
     tensor_t<B> dx(dy.shape());
     kernel_t::backward(op, dy.size(), saved.data(), dy.data(), dx.data());
@@ -79,7 +79,7 @@ struct softmax : layer_base<B> {
   using kernel_t = kernel<op_t, B>;
 
   op_t op{};
-  tensor_t<B> output;  // kept for backward in training mode
+  tensor_t<B> output;  // kept for backward in training and inspection mode
 
   shape build(const shape& in, rng&) {
     require_op<op_t, B>();
@@ -90,12 +90,12 @@ struct softmax : layer_base<B> {
   tensor_t<B> forward(const tensor_t<B>& x) {
     tensor_t<B> y(x.shape());
     kernel_t::forward(op, detail::channel_view(x), detail::channel_view(y));
-    output = this->training() ? y.share() : tensor_t<B>();
+    output = this->keeps_for_backward() ? y.share() : tensor_t<B>();
     return y;
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(output), std::string(kind), "backward called without a training-mode forward");
+    require(detail::holds(output), std::string(kind), "backward called without a training- or inspection-mode forward");
     detail::require_shape(dy.shape(), output.shape(), kind, "dy");
     tensor_t<B> dx(dy.shape());
     kernel_t::backward(op, detail::channel_view(output), detail::channel_view(dy), detail::channel_view(dx));

@@ -55,7 +55,8 @@ struct weighted_conv_layer : layer_base<B> {
   bool has_bias = true;
 
   tensor_t<B> weight, bias, weight_grad, bias_grad;
-  tensor_t<B> input;  // kept for backward in training mode
+  tensor_t<B> input;  // kept for backward in training and inspection mode
+  bool parameter_gradients = true;  // false after an inspection-mode forward: backward computes dx only
 
   weighted_conv_layer() = default;
   weighted_conv_layer(index_t out, std::array<int, dims> k, op_t o = {}, bool bias_on = true)
@@ -83,17 +84,19 @@ struct weighted_conv_layer : layer_base<B> {
     tensor_t<B> y(op.output_shape(x.shape(), weight.shape()));
     kernel_t::forward(op, x.template view<rank>(), weight.template view<rank>(), has_bias ? bias.data() : nullptr,
                       y.template view<rank>());
-    input = this->training() ? x.share() : tensor_t<B>();  // evaluation keeps nothing
+    input = this->keeps_for_backward() ? x.share() : tensor_t<B>();  // evaluation keeps nothing
+    parameter_gradients = !this->inspecting();
     return y;
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(input.rank() > 0, std::string(kind), "backward called without a training-mode forward");
+    require(input.rank() > 0, std::string(kind), "backward called without a training- or inspection-mode forward");
     require(dy.shape() == op.output_shape(input.shape(), weight.shape()), std::string(kind),
             "dy has shape " + dy.shape().str() + ", which is not this layer's output shape");
     tensor_t<B> dx(input.shape());
-    kernel_t::backward_weights(op, input.template view<rank>(), dy.template view<rank>(),
-                               weight_grad.template view<rank>(), has_bias ? bias_grad.data() : nullptr);
+    if (parameter_gradients)
+      kernel_t::backward_weights(op, input.template view<rank>(), dy.template view<rank>(),
+                                 weight_grad.template view<rank>(), has_bias ? bias_grad.data() : nullptr);
     kernel_t::backward_data(op, dy.template view<rank>(), weight.template view<rank>(), dx.template view<rank>());
     return dx;
   }

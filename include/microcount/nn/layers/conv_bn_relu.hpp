@@ -5,6 +5,9 @@
 //   Evaluation: BN is folded into the convolution (w' = w·γ/σ, b' = β − μ·γ/σ), then ReLU: one convolution
 //               and no normalisation pass. On backends whose conv kernel has forward_fused, the BN
 //               statistics (training) and the ReLU (evaluation) are computed in the convolution's store.
+//               Keeps nothing.
+//   Inspection: the evaluation forward, keeping x and z. Backward gives dx of that function:
+//               dx = conv_backward_data(dz ⊙ [z > 0], w'); parameter gradients are not computed.
 // Numerically the same function as seq<conv_layer, batch_norm_layer, relu> (tests/nn/test_conv_bn_relu.cpp);
 // parameter names are "conv.weight", "bn.weight", "bn.bias", buffers "bn.running_mean", "bn.running_var".
 #include <algorithm>
@@ -31,7 +34,7 @@ struct conv_bn_relu : layer_base<B> {
 
   conv_layer<Dims, B> conv;        // bias off: BN's shift replaces it
   batch_norm_layer<Dims, B> bn;    // holds γ, β, running statistics (its forward/backward are not used)
-  tensor_t<B> input, conv_out, output;  // kept for backward (training)
+  tensor_t<B> input, conv_out, output;  // kept for backward (training: all three; inspection: input, output)
   tensor_t<B> folded_weight, folded_bias;  // evaluation: folded weights (or per-channel scale, shift)
   tensor_t<B> batch_var;                   // training on fused backends: the batch variance [C]
 
@@ -69,11 +72,14 @@ struct conv_bn_relu : layer_base<B> {
         e.relu = true;
         conv_kernel::forward_fused(conv.op, x.template view<rank>(), w, nullptr, e, z.template view<rank>());
       } else {
-        fold();
+        fold(folded_weight, folded_bias);
         conv_kernel::forward(conv.op, x.template view<rank>(), folded_weight.template view<rank>(), folded_bias.data(),
                              z.template view<rank>());
         relu_in_place(z);
       }
+      conv_out = tensor_t<B>();  // a stale training state must not be back-propagated
+      input = this->inspecting() ? x.share() : tensor_t<B>();
+      output = this->inspecting() ? z.share() : tensor_t<B>();
       return z;
     }
     tensor_t<B> y(z.shape());
@@ -116,11 +122,20 @@ struct conv_bn_relu : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dz) {
-    require(detail::holds(conv_out), std::string(kind), "backward needs a training-mode forward first");
+    require(detail::holds(output), std::string(kind), "backward needs a training- or inspection-mode forward first");
     detail::require_shape(dz.shape(), output.shape(), kind, "dz");
     tensor_t<B> g(dz.shape());  // dL/d BN-output: dz where z > 0
     for_each<B>(g.size(), relu_op::backward_body{}, g.data(), static_cast<const T*>(dz.data()),
                 static_cast<const T*>(output.data()));
+    if (!detail::holds(conv_out)) {
+      // After an inspection forward: z = ReLU(conv(x, w') + b'), so dx = conv_backward_data(g, w').
+      tensor_t<B> w_folded, b_folded;
+      fold(w_folded, b_folded);
+      tensor_t<B> dx(input.shape());
+      conv_kernel::backward_data(conv.op, g.template view<rank>(), w_folded.template view<rank>(),
+                                 dx.template view<rank>());
+      return dx;
+    }
     tensor_t<B> dy(dz.shape());
     bn_kernel::backward_training(bn.op, detail::channel_view(conv_out), detail::channel_view(g), bn.weight.data(),
                                  bn.saved_mean.data(), bn.saved_invstd.data(), detail::channel_view(dy),
@@ -148,15 +163,15 @@ struct conv_bn_relu : layer_base<B> {
 
  private:
   // Evaluation: w'[o] = w[o]·γ[o]/sqrt(var[o] + eps), b'[o] = β[o] − mean[o]·γ[o]/sqrt(var[o] + eps).
-  void fold() {
+  void fold(tensor_t<B>& w_folded, tensor_t<B>& b_folded) const {
     static_assert(B::host_memory, "microcount: folding on device backends comes with their kernels");
     const index_t oc = conv.weight.dim(0), per = conv.weight.shape().size_from(1);
-    folded_weight.resize(conv.weight.shape());
-    folded_bias.resize(shape{oc});
+    w_folded.resize(conv.weight.shape());  // [OC, IC, k...]
+    b_folded.resize(shape{oc});            // [OC]
     for (index_t o = 0; o < oc; ++o) {
       const double s = double(bn.weight[o]) / std::sqrt(double(bn.running_var[o]) + bn.op.eps);
-      for (index_t i = 0; i < per; ++i) folded_weight[o * per + i] = static_cast<T>(conv.weight[o * per + i] * s);
-      folded_bias[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
+      for (index_t i = 0; i < per; ++i) w_folded[o * per + i] = static_cast<T>(conv.weight[o * per + i] * s);
+      b_folded[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
     }
   }
   // Evaluation on fused backends: scale[o] = γ/sqrt(var + eps), shift[o] = β − mean·scale (kept in

@@ -1,6 +1,6 @@
 #pragma once
 // Inverted dropout (PyTorch's Dropout(p)): in training each element is zeroed with probability p and the
-// survivors scaled by 1/(1 − p); in evaluation the layer is the identity.
+// survivors scaled by 1/(1 − p); in evaluation and inspection the layer is the identity.
 //   nn::dropout<B> d(0.2);
 // The masks come from a generator seeded at build() from the model's rng: one 64-bit key per training
 // forward, expanded by a counter-based hash, so a seed fixes every mask on every backend and thread count.
@@ -45,7 +45,7 @@ struct dropout : layer_base<B> {
     return y;
   }
 
-  // dx = dy ⊙ mask after a training forward; dy itself after an evaluation forward.
+  // dx = dy ⊙ mask after a training forward; dy itself after an evaluation or inspection forward.
   tensor_t<B> backward(const tensor_t<B>& dy) {
     if (!detail::holds(mask)) return dy.clone();
     require(dy.shape() == mask.shape(), std::string(kind),

@@ -23,7 +23,8 @@ struct linear : layer_base<B> {
   bool has_bias = true;
   op_t op{};
   tensor_t<B> weight, bias, weight_grad, bias_grad;  // [out, in], [out]
-  tensor_t<B> input;                                 // [N, in] alias of the training-mode input
+  tensor_t<B> input;                                 // [N, in] alias of the training/inspection-mode input
+  bool parameter_gradients = true;                   // false after an inspection-mode forward
   shape in_shape;
 
   linear() = default;
@@ -53,19 +54,21 @@ struct linear : layer_base<B> {
     tensor_t<B> y(shape{x.dim(0), out_features});
     kernel_t::forward(op, flat.template view<2>(), weight.template view<2>(), has_bias ? bias.data() : nullptr,
                       y.template view<2>());
-    input = this->training() ? std::move(flat) : tensor_t<B>();
+    input = this->keeps_for_backward() ? std::move(flat) : tensor_t<B>();
+    parameter_gradients = !this->inspecting();
     in_shape = x.shape();
     return y;
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(input), std::string(kind), "backward called without a training-mode forward");
+    require(detail::holds(input), std::string(kind), "backward called without a training- or inspection-mode forward");
     require(dy.shape() == shape{input.dim(0), out_features}, std::string(kind),
             "dy has shape " + dy.shape().str() + ", expected [" + std::to_string(input.dim(0)) + ", " +
                 std::to_string(out_features) + "]");
     tensor_t<B> dx(input.shape());
-    kernel_t::backward_weights(op, input.template view<2>(), dy.template view<2>(), weight_grad.template view<2>(),
-                               has_bias ? bias_grad.data() : nullptr);
+    if (parameter_gradients)
+      kernel_t::backward_weights(op, input.template view<2>(), dy.template view<2>(), weight_grad.template view<2>(),
+                                 has_bias ? bias_grad.data() : nullptr);
     kernel_t::backward_data(op, dy.template view<2>(), weight.template view<2>(), dx.template view<2>());
     dx.reshape(in_shape);
     return dx;

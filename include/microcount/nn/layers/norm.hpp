@@ -26,7 +26,8 @@ tensor_t<B> filled(const shape& s, double value) {
 // y = γ·(x − μ)/sqrt(σ² + eps) + β per channel; μ, σ² are the batch's statistics in training mode and the
 // running statistics in evaluation mode. γ (weight) starts at 1, β (bias) at 0, neither is weight-decayed.
 // Unlike most layers, backward also works after an evaluation-mode forward (the statistics are then
-// constants): that is how a model is fine-tuned with frozen batch statistics.
+// constants): that is how a model is fine-tuned with frozen batch statistics. Inspection mode is the
+// evaluation-mode function too; its backward gives dx = dy·γ/sqrt(running_var + eps) only.
 template <int Dims, class B>
 struct batch_norm_layer : layer_base<B> {
   static_assert(Dims >= 1 && Dims <= 3, "microcount: batch_norm supports 1, 2 or 3 spatial dimensions");
@@ -85,6 +86,7 @@ struct batch_norm_layer : layer_base<B> {
     require(detail::holds(input), std::string(kind), "backward called before forward");
     detail::require_shape(dy.shape(), input.shape(), kind, "dy");
     tensor_t<B> dx(input.shape());
+    const bool inspected = forward_mode == mode::inspection;  // dx only
     if (forward_mode == mode::training)
       kernel_t::backward_training(op, detail::channel_view(input), detail::channel_view(dy), weight.data(),
                                   saved_mean.data(), saved_invstd.data(), detail::channel_view(dx),
@@ -92,7 +94,7 @@ struct batch_norm_layer : layer_base<B> {
     else
       kernel_t::backward_inference(op, detail::channel_view(input), detail::channel_view(dy), weight.data(),
                                    running_mean.data(), running_var.data(), detail::channel_view(dx),
-                                   weight_grad.data(), bias_grad.data());
+                                   inspected ? nullptr : weight_grad.data(), inspected ? nullptr : bias_grad.data());
     return dx;
   }
 
@@ -116,7 +118,8 @@ template <class B>
 using batch_norm3d = batch_norm_layer<3, B>;
 
 // Per sample, channels split into `groups` consecutive groups, each normalised with its own statistics
-// (the same in training and evaluation, so the mode does not matter); optional per-channel γ, β (1 and 0).
+// (the same in every mode; the mode only says what forward keeps and whether backward computes parameter
+// gradients); optional per-channel γ, β (1 and 0).
 template <int Dims, class B>
 struct group_norm_layer : layer_base<B> {
   static_assert(Dims >= 1 && Dims <= 3, "microcount: group_norm supports 1, 2 or 3 spatial dimensions");
@@ -130,6 +133,7 @@ struct group_norm_layer : layer_base<B> {
   index_t channels = 0;
   tensor_t<B> weight, bias, weight_grad, bias_grad;  // [C] when affine
   tensor_t<B> input, saved_mean, saved_invstd;       // saved statistics [N·groups]
+  bool parameter_gradients = true;                   // affine and not after an inspection-mode forward
 
   group_norm_layer() = default;
   explicit group_norm_layer(index_t groups, double eps = 1e-5, bool affine_on = true)
@@ -158,21 +162,23 @@ struct group_norm_layer : layer_base<B> {
     tensor_t<B> mean(shape{x.dim(0) * op.groups}), invstd(shape{x.dim(0) * op.groups});  // [N·groups]
     kernel_t::forward(op, detail::channel_view(x), affine ? weight.data() : nullptr, affine ? bias.data() : nullptr,
                       detail::channel_view(y), mean.data(), invstd.data());
-    input = this->training() ? x.share() : tensor_t<B>();
-    if (this->training()) {
+    input = this->keeps_for_backward() ? x.share() : tensor_t<B>();
+    if (this->keeps_for_backward()) {
       saved_mean = std::move(mean);
       saved_invstd = std::move(invstd);
     }
+    parameter_gradients = affine && !this->inspecting();
     return y;
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(input), std::string(kind), "backward called without a training-mode forward");
+    require(detail::holds(input), std::string(kind), "backward called without a training- or inspection-mode forward");
     detail::require_shape(dy.shape(), input.shape(), kind, "dy");
     tensor_t<B> dx(input.shape());
     kernel_t::backward(op, detail::channel_view(input), detail::channel_view(dy), affine ? weight.data() : nullptr,
                        saved_mean.data(), saved_invstd.data(), detail::channel_view(dx),
-                       affine ? weight_grad.data() : nullptr, affine ? bias_grad.data() : nullptr);
+                       parameter_gradients ? weight_grad.data() : nullptr,
+                       parameter_gradients ? bias_grad.data() : nullptr);
     return dx;
   }
 

@@ -14,8 +14,9 @@
 
 namespace microcount::nn {
 
-// Max over windows without padding; odd sizes floor (PyTorch's ceil_mode=False). In training mode the
-// position of each maximum is kept (int32 offsets within the input plane) and backward routes dy there.
+// Max over windows without padding; odd sizes floor (PyTorch's ceil_mode=False). In training and inspection
+// mode the position of each maximum is kept (int32 offsets within the input plane) and backward routes dy
+// there.
 template <int Dims, class B>
 struct max_pool_layer : layer_base<B> {
   static constexpr std::string_view kind = Dims == 2 ? "max_pool2d" : "max_pool3d";
@@ -24,8 +25,8 @@ struct max_pool_layer : layer_base<B> {
   static constexpr int rank = Dims + 2;
 
   op_t op{};
-  tensor<std::int32_t, B> argmax;  // [N, C, out...], training mode only
-  shape in_shape;                  // of the last training-mode forward
+  tensor<std::int32_t, B> argmax;  // [N, C, out...], training and inspection mode only
+  shape in_shape;                  // of the last training- or inspection-mode forward
 
   max_pool_layer() = default;
   // Stride defaults to the window (non-overlapping windows).
@@ -39,19 +40,19 @@ struct max_pool_layer : layer_base<B> {
 
   tensor_t<B> forward(const tensor_t<B>& x) {
     tensor_t<B> y(op.output_shape(x.shape()));
-    if (this->training()) {
+    if (this->keeps_for_backward()) {
       argmax.resize(y.shape());
       in_shape = x.shape();
     } else {
       argmax = tensor<std::int32_t, B>();  // evaluation keeps nothing for backward
     }
     kernel_t::forward(op, x.template view<rank>(), y.template view<rank>(),
-                      this->training() ? argmax.data() : nullptr);
+                      this->keeps_for_backward() ? argmax.data() : nullptr);
     return y;
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(argmax), std::string(kind), "backward called without a training-mode forward");
+    require(detail::holds(argmax), std::string(kind), "backward called without a training- or inspection-mode forward");
     detail::require_shape(dy.shape(), argmax.shape(), kind, "dy");
     tensor_t<B> dx(in_shape);
     kernel_t::backward(op, dy.template view<rank>(), argmax.data(), dx.template view<rank>());
