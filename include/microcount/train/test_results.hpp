@@ -64,6 +64,7 @@ struct image_row {
 struct test_results {
   double radius = 0;
   bool has_detection = true;        // options.points_predicted
+  bool same_label = true;           // options.match_same_label
   std::vector<std::string> labels;  // [K]
   class_results overall;
   std::vector<class_results> classes;  // [K]
@@ -125,6 +126,7 @@ inline test_results compute_test_results(std::span<const image_result> images, c
   test_results out;
   out.radius = options.radius;
   out.has_detection = options.points_predicted;
+  out.same_label = options.match_same_label;
   out.labels = labels;
   out.classes.resize(K);
   for (std::size_t k = 0; k < K; ++k) out.classes[k].label = labels[k];
@@ -255,7 +257,9 @@ inline std::string to_text(const test_results& r) {
        (r.labels.size() == 1 ? " class" : " classes") + "\n";
   if (r.has_detection)
     t += "Points matched one-to-one within a radius of " + d::format("%g", r.radius) +
-         " px (Hungarian matching, same class, fewest misses first, then shortest distance).\n";
+         " px (Hungarian matching" +
+         (r.same_label ? std::string(", same class only") : std::string(", any class")) +
+         "; most matches first, then shortest distance).\n";
   else
     t += "This model predicts counts only: no detection figures.\n";
   t += "Counts: MAE and RMSE of the per-image counts (density heads: the sum of the map).\n\n";
