@@ -50,7 +50,7 @@ struct activation_layer : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(saved), std::string(kind), "backward called without a training- or inspection-mode forward");
+    require(detail::holds(saved), std::string(kind), "backward called without a training-mode forward (or an inspection-mode one)");
     detail::require_shape(dy.shape(), saved.shape(), kind, "dy");
     tensor_t<B> dx(dy.shape());
     kernel_t::backward(op, dy.size(), saved.data(), dy.data(), dx.data());
@@ -95,7 +95,7 @@ struct softmax : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(output), std::string(kind), "backward called without a training- or inspection-mode forward");
+    require(detail::holds(output), std::string(kind), "backward called without a training-mode forward (or an inspection-mode one)");
     detail::require_shape(dy.shape(), output.shape(), kind, "dy");
     tensor_t<B> dx(dy.shape());
     kernel_t::backward(op, detail::channel_view(output), detail::channel_view(dy), detail::channel_view(dx));

@@ -90,7 +90,7 @@ struct weighted_conv_layer : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(input.rank() > 0, std::string(kind), "backward called without a training- or inspection-mode forward");
+    require(input.rank() > 0, std::string(kind), "backward called without a training-mode forward (or an inspection-mode one)");
     require(dy.shape() == op.output_shape(input.shape(), weight.shape()), std::string(kind),
             "dy has shape " + dy.shape().str() + ", which is not this layer's output shape");
     tensor_t<B> dx(input.shape());

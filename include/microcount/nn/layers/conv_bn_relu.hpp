@@ -122,7 +122,7 @@ struct conv_bn_relu : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dz) {
-    require(detail::holds(output), std::string(kind), "backward needs a training- or inspection-mode forward first");
+    require(detail::holds(output), std::string(kind), "backward needs a training-mode forward (or an inspection-mode one) first");
     detail::require_shape(dz.shape(), output.shape(), kind, "dz");
     tensor_t<B> g(dz.shape());  // dL/d BN-output: dz where z > 0
     for_each<B>(g.size(), relu_op::backward_body{}, g.data(), static_cast<const T*>(dz.data()),

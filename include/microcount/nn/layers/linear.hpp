@@ -61,7 +61,7 @@ struct linear : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(input), std::string(kind), "backward called without a training- or inspection-mode forward");
+    require(detail::holds(input), std::string(kind), "backward called without a training-mode forward (or an inspection-mode one)");
     require(dy.shape() == shape{input.dim(0), out_features}, std::string(kind),
             "dy has shape " + dy.shape().str() + ", expected [" + std::to_string(input.dim(0)) + ", " +
                 std::to_string(out_features) + "]");

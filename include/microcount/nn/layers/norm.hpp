@@ -172,7 +172,7 @@ struct group_norm_layer : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(input), std::string(kind), "backward called without a training- or inspection-mode forward");
+    require(detail::holds(input), std::string(kind), "backward called without a training-mode forward (or an inspection-mode one)");
     detail::require_shape(dy.shape(), input.shape(), kind, "dy");
     tensor_t<B> dx(input.shape());
     kernel_t::backward(op, detail::channel_view(input), detail::channel_view(dy), affine ? weight.data() : nullptr,

@@ -52,7 +52,7 @@ struct max_pool_layer : layer_base<B> {
   }
 
   tensor_t<B> backward(const tensor_t<B>& dy) {
-    require(detail::holds(argmax), std::string(kind), "backward called without a training- or inspection-mode forward");
+    require(detail::holds(argmax), std::string(kind), "backward called without a training-mode forward (or an inspection-mode one)");
     detail::require_shape(dy.shape(), argmax.shape(), kind, "dy");
     tensor_t<B> dx(in_shape);
     kernel_t::backward(op, dy.template view<rank>(), argmax.data(), dx.template view<rank>());
