@@ -1,0 +1,15 @@
+// The regression pipeline of the program (one network per translation unit).
+#include "microcount/backends/cpu.hpp"
+#include "microcount/train/any_pipeline.hpp"
+#include "pipelines.hpp"
+
+namespace microcount::cli {
+
+using regression_pipeline = train::pipeline<train::heads::regression, nn::count_regressor<2, nn::norm::batch, 3>, backend::cpu>;
+
+std::unique_ptr<train::any_pipeline> make_regression_pipeline(const train::hyperparameters& hp, std::vector<std::string> labels,
+                                                          index_t channels) {
+  return std::make_unique<train::pipeline_holder<regression_pipeline>>(hp, std::move(labels), channels);
+}
+
+}  // namespace microcount::cli

@@ -1,0 +1,285 @@
+#pragma once
+// The training loop of a pipeline: epochs of random augmented crops, validation on whole images after
+// every epoch, best and latest checkpoints, early stopping, resume.
+//
+//   train::training_options o{.checkpoints = run / "checkpoints", .log = [&](auto& line) {...}};
+//   auto result = train::fit(pipeline, dataset, split, o);
+//
+// One epoch = ceil(train images × patches_per_image / batch) optimizer steps, each on `batch` crops of
+// patch × patch pixels drawn from the training images (percentile-normalised once per whole image,
+// then cropped, rescaled, flipped, intensity-jittered). The learning rate follows hp.schedule per step.
+// Validation predicts every validation image whole (tiled), reads counts and points, and scores
+// mean-over-classes count MAE (the model-selection metric, lower is better), loss and detection F1.
+//
+// Reproducible: every random draw comes from one generator whose state is stored in each checkpoint
+// with the epoch, optimizer, schedule and history; resuming from `latest_model.mcm` replays the
+// remaining epochs exactly as the uninterrupted run would (same seed, same thread count).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "microcount/core/error.hpp"
+#include "microcount/core/rng.hpp"
+#include "microcount/data/augment.hpp"
+#include "microcount/data/batch.hpp"
+#include "microcount/data/dataset.hpp"
+#include "microcount/data/normalize.hpp"
+#include "microcount/data/patches.hpp"
+#include "microcount/data/split.hpp"
+#include "microcount/eval/matching.hpp"
+#include "microcount/eval/metrics.hpp"
+#include "microcount/nn/schedule.hpp"
+#include "microcount/train/history.hpp"
+#include "microcount/train/pipeline.hpp"
+
+namespace microcount::train {
+
+struct training_options {
+  std::filesystem::path checkpoints;                        // folder for best_model.mcm / latest_model.mcm ("" = none)
+  std::optional<std::filesystem::path> resume;              // continue from this checkpoint
+  std::function<void(const std::string&)> log = nullptr;    // one line per event (epoch summary, checkpoint…)
+  std::function<void(const std::string&)> progress = nullptr;  // the live progress line (overwritten in place)
+  std::function<void(const epoch_record&, const history&)> on_epoch = nullptr;  // after every epoch (curves…)
+  std::int64_t max_epochs = 0;                              // stop after this many epochs in this call (0: all)
+};
+
+struct training_result {
+  history epochs;
+  std::int64_t best_epoch = -1;          // 1-based; -1 without validation
+  double best_metric = std::numeric_limits<double>::infinity();
+  bool stopped_early = false;
+  std::string stop_reason;               // "finished", "early stopping: …", "paused after N epochs"
+  std::filesystem::path best_checkpoint, latest_checkpoint;
+};
+
+// Validation figures of one pass over whole images.
+struct validation_scores {
+  double loss = not_measured;
+  double mae = not_measured;  // mean over classes of the per-class count MAE
+  double f1 = not_measured;
+};
+
+// "1 h 02 min", "3 min 05 s", "42 s".
+inline std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char buf[64];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld h %02lld min", s / 3600, (s % 3600) / 60);
+  else if (s >= 60) std::snprintf(buf, sizeof buf, "%lld min %02lld s", s / 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%lld s", s);
+  return buf;
+}
+
+// Scores a pipeline on whole, normalised samples (points in the samples are the truth).
+template <class P>
+validation_scores validate_on(P& p, const std::vector<data::sample>& samples) {
+  validation_scores v;
+  if (samples.empty()) return v;
+  const auto k = static_cast<std::size_t>(p.classes());
+  std::vector<std::vector<double>> truth(k), predicted(k);
+  eval::detection_counts det;
+  bool has_points = false;
+  double loss = 0;
+  for (const auto& s : samples) {
+    loss += p.loss_on(s);
+    const image_prediction r = p.predict_normalized(s);
+    for (std::size_t c = 0; c < k; ++c) {
+      truth[c].push_back(static_cast<double>(std::count_if(s.points.begin(), s.points.end(),
+                                                           [&](const io::point& q) { return q.label == static_cast<int>(c); })));
+      predicted[c].push_back(r.counts[c]);
+    }
+    if constexpr (P::head_type::dense) {
+      has_points = true;
+      const auto m = eval::match_points(s.points, r.points, {.radius = p.hp().match_radius});
+      det.true_positives += m.pairs.size();
+      det.false_negatives += m.unmatched_truth.size();
+      det.false_positives += m.unmatched_predicted.size();
+    }
+  }
+  v.loss = loss / static_cast<double>(samples.size());
+  double mae = 0;
+  for (std::size_t c = 0; c < k; ++c) mae += eval::count_errors_of(predicted[c], truth[c]).mae;
+  v.mae = mae / static_cast<double>(k);
+  if (has_points) v.f1 = det.f1();
+  return v;
+}
+
+template <class P>
+training_result fit(P& p, const data::dataset& ds, const data::split_indices& split, const training_options& o = {}) {
+  const hyperparameters& hp = p.hp();
+  require(!split.train.empty(), "training", "no training images");
+  namespace fs = std::filesystem;
+  const auto say = [&](const std::string& line) { if (o.log) o.log(line); };
+
+  // ---- data views ------------------------------------------------------------------------------
+  auto train_images = data::cached(data::normalize_percentile(data::subset(ds, split.train), hp.normalize_low, hp.normalize_high));
+  const auto side = static_cast<std::size_t>(hp.patch);
+  const auto per_image = static_cast<std::size_t>(hp.patches_per_image);
+  const data::intensity_options jitter{{-hp.brightness, hp.brightness}, {1 - hp.contrast, 1 + hp.contrast}, {1, 1}};
+  const bool jitter_on = hp.brightness > 0 || hp.contrast > 0;
+  auto crops = data::random_scaled_patches(train_images, side, side, hp.scale_min, hp.scale_max, per_image);
+  // Flips and intensity are cheap and applied per draw; a function keeps the view type fixed.
+  const auto draw = [&](std::size_t i, rng& r) {
+    data::sample s = crops.get(i, r);
+    if (hp.flips) s = data::dihedral(s, static_cast<int>(r.below(8)));
+    if (jitter_on) {
+      const double b = r.uniform(jitter.brightness.lo, jitter.brightness.hi);
+      const double c = r.uniform(jitter.contrast.lo, jitter.contrast.hi);
+      data::adjust_intensity(s, b, c, 1.0);
+    }
+    return s;
+  };
+  std::vector<data::sample> val_samples;
+  {
+    auto val = data::normalize_percentile(data::subset(ds, split.validation), hp.normalize_low, hp.normalize_high);
+    rng unused(0);
+    for (std::size_t i = 0; i < val.size(); ++i) val_samples.push_back(val.get(i, unused));
+  }
+
+  const std::int64_t steps_per_epoch =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>((crops.size() + static_cast<std::size_t>(hp.batch) - 1) / static_cast<std::size_t>(hp.batch)));
+  const std::int64_t total_steps = steps_per_epoch * hp.epochs;
+
+  // ---- state (possibly resumed) ------------------------------------------------------------------
+  training_result result;
+  rng r(hp.seed);
+  io::training_position pos;
+  nn::reduce_lr_on_plateau plateau(hp.lr, {.factor = 0.5, .patience = 5});
+  if (o.resume) {
+    const auto header = p.load(*o.resume);
+    require(header.has_optimizer, o.resume->string(), "has no optimizer state: resume from a latest_model.mcm checkpoint");
+    pos = header.position;
+    r.set_state(pos.rng_state);
+    result.epochs = history_from_json(pos.extra.value("history", nlohmann::json::array()));
+    if (pos.extra.contains("plateau"))
+      plateau.for_each_state([&](std::string_view name, auto& v) { v = pos.extra["plateau"].at(std::string(name)).template get<std::remove_reference_t<decltype(v)>>(); });
+    result.best_epoch = pos.best_epoch;
+    result.best_metric = pos.best_metric;
+    say("resumed from " + o.resume->string() + " after epoch " + std::to_string(pos.epoch) + " (step " + std::to_string(pos.step) + ")");
+  }
+  const auto lr_at = [&](std::int64_t step, std::int64_t epoch) {
+    if (hp.schedule == "cosine") return nn::cosine_annealing_lr{hp.lr, total_steps, hp.lr * 0.01}(std::min(step, total_steps));
+    if (hp.schedule == "step") return nn::step_lr{hp.lr, std::max<std::int64_t>(1, hp.epochs / 3), 0.1}(epoch);
+    if (hp.schedule == "plateau") return plateau.learning_rate();
+    return hp.lr;
+  };
+
+  if (!o.checkpoints.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.checkpoints, ec);
+    require(!ec && fs::is_directory(o.checkpoints), o.checkpoints.string(), "cannot create the checkpoint folder: " + ec.message());
+    result.best_checkpoint = o.checkpoints / "best_model.mcm";
+    result.latest_checkpoint = o.checkpoints / "latest_model.mcm";
+  }
+  say("training " + p.architecture() + " on " + std::to_string(split.train.size()) + " image(s), validating on " +
+      std::to_string(split.validation.size()) + "; " + std::to_string(hp.epochs) + " epochs × " +
+      std::to_string(steps_per_epoch) + " steps of " + std::to_string(hp.batch) + " crops " + std::to_string(hp.patch) + "²");
+
+  const auto run_start = std::chrono::steady_clock::now();
+  const std::int64_t first_epoch = pos.epoch;
+  std::int64_t epochs_this_call = 0;
+  std::int64_t since_best = result.best_epoch > 0 ? pos.epoch - result.best_epoch : 0;
+  result.stop_reason = "finished";
+  for (std::int64_t epoch = pos.epoch; epoch < hp.epochs; ++epoch) {
+    if (o.max_epochs > 0 && epochs_this_call >= o.max_epochs) {
+      result.stop_reason = "paused after " + std::to_string(epochs_this_call) + " epoch(s)";
+      break;
+    }
+    const auto epoch_start = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    std::int64_t steps = 0;
+    for (const auto& idx : data::epoch_batches(crops.size(), static_cast<std::size_t>(hp.batch), r)) {
+      p.set_learning_rate(lr_at(pos.step, epoch));
+      std::vector<std::uint64_t> seeds(idx.size());
+      for (auto& s : seeds) s = r.next();
+      std::vector<data::sample> batch(idx.size());
+      parallel_for(0, static_cast<std::int64_t>(idx.size()), [&](std::int64_t k) {
+        rng own(seeds[static_cast<std::size_t>(k)]);
+        batch[static_cast<std::size_t>(k)] = draw(idx[static_cast<std::size_t>(k)], own);
+      });
+      double loss = 0;
+      try {
+        loss = p.train_step(batch);
+      } catch (const error& e) {
+        const std::string last = result.latest_checkpoint.empty() || !fs::exists(result.latest_checkpoint)
+                                     ? "none" : result.latest_checkpoint.string();
+        throw error("training", "epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(pos.step + 1) + ": " +
+                                    e.what() + "; last good checkpoint: " + last);
+      }
+      loss_sum += loss;
+      ++steps;
+      ++pos.step;
+      if (o.progress) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+        const double done = static_cast<double>((epoch - first_epoch) * steps_per_epoch + steps);
+        const double left = static_cast<double>((hp.epochs - first_epoch) * steps_per_epoch) - done;
+        char line[256];
+        std::snprintf(line, sizeof line, "epoch %lld/%lld  step %lld/%lld  loss %.4g  lr %.2g  %s left",
+                      static_cast<long long>(epoch + 1), static_cast<long long>(hp.epochs), static_cast<long long>(steps),
+                      static_cast<long long>(steps_per_epoch), loss_sum / static_cast<double>(steps), p.learning_rate(),
+                      format_duration(elapsed / done * left).c_str());
+        o.progress(line);
+      }
+    }
+    pos.epoch = epoch + 1;
+    epoch_record rec;
+    rec.epoch = pos.epoch;
+    rec.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, steps));
+    const validation_scores v = validate_on(p, val_samples);
+    rec.val_loss = v.loss;
+    rec.val_mae = v.mae;
+    rec.val_f1 = v.f1;
+    if (hp.schedule == "plateau" && std::isfinite(v.mae)) plateau.step(v.mae);
+    rec.learning_rate = p.learning_rate();
+    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    result.epochs.push_back(rec);
+    ++epochs_this_call;
+
+    // Model selection: validation MAE, or the training loss when there is no validation set.
+    const double metric = std::isfinite(v.mae) ? v.mae : rec.train_loss;
+    const bool improved = metric < result.best_metric;
+    if (improved) {
+      result.best_metric = metric;
+      result.best_epoch = pos.epoch;
+      since_best = 0;
+    } else {
+      ++since_best;
+    }
+    pos.best_metric = result.best_metric;
+    pos.best_epoch = result.best_epoch;
+    pos.rng_state = r.state();
+    pos.extra = {{"history", to_json(result.epochs)}, {"steps_per_epoch", steps_per_epoch}};
+    {
+      nlohmann::json pl = nlohmann::json::object();
+      plateau.for_each_state([&](std::string_view name, auto& value) { pl[std::string(name)] = value; });
+      pos.extra["plateau"] = pl;
+    }
+    if (!o.checkpoints.empty()) {
+      if (improved) p.save(result.best_checkpoint, pos, false);
+      p.save(result.latest_checkpoint, pos, true);
+    }
+    char line[320];
+    std::snprintf(line, sizeof line, "epoch %lld/%lld  loss %.5g  val loss %.5g  val MAE %.3f  val F1 %.3f  lr %.3g  %.1f s%s",
+                  static_cast<long long>(pos.epoch), static_cast<long long>(hp.epochs), rec.train_loss, rec.val_loss,
+                  rec.val_mae, rec.val_f1, rec.learning_rate, rec.seconds, improved ? "  *best" : "");
+    say(line);
+    if (o.on_epoch) o.on_epoch(rec, result.epochs);
+    if (hp.patience > 0 && since_best >= hp.patience) {
+      result.stopped_early = true;
+      result.stop_reason = "early stopping: no better validation MAE for " + std::to_string(hp.patience) + " epochs";
+      say(result.stop_reason);
+      break;
+    }
+  }
+  return result;
+}
+
+}  // namespace microcount::train
