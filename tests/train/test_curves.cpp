@@ -1,4 +1,5 @@
 // Training curves: values land where the axes say, NaN leaves gaps, tiny histories work, files are atomic.
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -170,6 +171,26 @@ TEST_CASE("curves: one epoch, no epochs, nothing measured, no F1") {
   CHECK(ff.validation.y_min < 2.0);
   CHECK(ff.validation.y_max > 2.0);
   CHECK(std::isfinite(ff.validation.pixel_y(2.0)));
+}
+
+TEST_CASE("curves: a long run stays cheap to redraw every epoch") {
+  train::history h(1000);
+  for (int e = 0; e < 1000; ++e) {
+    h[e].epoch = e + 1;
+    h[e].train_loss = 1.0 / (e + 1);
+    h[e].val_loss = 1.2 / (e + 1);
+    h[e].val_mae = 10.0 / std::sqrt(e + 1.0);
+    h[e].val_f1 = 1 - 1.0 / (e + 2);
+  }
+  const auto dir = test::scratch("curves_long");
+  const auto start = std::chrono::steady_clock::now();
+  train::write_training_curves(h, dir / "training_curves");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  MESSAGE("1000-epoch curves written in " << seconds * 1000 << " ms");
+  CHECK(seconds < 2.0);
+  const auto f = train::training_curves_figure_of(h);
+  const auto png = io::read_png(dir / "training_curves.png");
+  CHECK(drawn_at(png, f.validation.pixel_x(500), f.validation.pixel_y(h[499].val_mae), train::curve_colours::validation_mae));
 }
 
 TEST_CASE("curves: an unwritable folder is a clear error") {

@@ -88,6 +88,19 @@ TEST_CASE("run_folder: timestamped name, never reused, the DESIGN.md layout") {
   t.create_directories();  // idempotent
 }
 
+TEST_CASE("run_folder: resolve_model finds the checkpoint a user means") {
+  const auto dir = test::scratch("run_folder_models");
+  const auto run = train::run_folder::create(dir, "cells");
+  CHECK_THROWS_WITH_AS(train::resolve_model(run.root()), doctest::Contains("no checkpoint found"), error);
+  io::write_text_atomically(run.training().best_model(), "weights");
+  CHECK(train::resolve_model(run.root()) == run.training().best_model());
+  CHECK(train::resolve_model(run.training_dir()) == run.training().best_model());
+  CHECK(train::resolve_model(run.training().latest_model().parent_path() / "best_model.mcm") == run.training().best_model());
+  io::write_text_atomically(run.sweep(2).best_model(), "weights");
+  CHECK(train::resolve_model(run.sweep_dir(2)) == run.sweep(2).best_model());
+  CHECK_THROWS_WITH_AS(train::resolve_model(dir / "nothing"), doctest::Contains("nothing: no such model"), error);
+}
+
 TEST_CASE("run_folder: data names from folders") {
   CHECK(train::data_name_of("../shared/data/vgg-cells/") == "vgg-cells");
   CHECK(train::data_name_of("/tmp/mbm") == "mbm");

@@ -146,6 +146,19 @@ class run_folder {
   fs::path root_;
 };
 
+// The checkpoint a user means by `path` (for `--model RUN_DIR|CKPT`): a file is itself; a run folder
+// gives TrainingRun/checkpoints/best_model.mcm; a TrainingRun-like folder (TrainingRun/, Sweep_<i>/)
+// gives its checkpoints/best_model.mcm. Otherwise a microcount::error naming the path.
+inline fs::path resolve_model(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  if (!fs::is_directory(path, ec)) throw error(path.string(), "no such model file or run folder");
+  for (const auto& candidate : {run_layout{path / "TrainingRun"}.best_model(), run_layout{path}.best_model()})
+    if (fs::is_regular_file(candidate, ec)) return candidate;
+  throw error(path.string(), "no checkpoint found (looked for TrainingRun/checkpoints/best_model.mcm and "
+                             "checkpoints/best_model.mcm)");
+}
+
 // Pretty JSON (2-space indent, trailing newline), written atomically.
 inline void write_json_atomically(const fs::path& path, const nlohmann::json& value) {
   io::write_text_atomically(path, value.dump(2) + "\n");
