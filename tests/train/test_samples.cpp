@@ -213,9 +213,20 @@ TEST_CASE("samples: multi-class RGB, half-resolution maps, small images enlarged
 TEST_CASE("samples: large images are reduced; bad input is a clear error") {
   train::sample_panel big;
   big.image = xt::zeros<float>({std::size_t{1}, std::size_t{1000}, std::size_t{1536}});
+  for (std::size_t y = 500; y < 600; ++y)
+    for (std::size_t x = 768; x < 868; ++x) big.image(0, y, x) = 1;  // a bright square
+  big.truth_points = {{818, 550, 0, -1, -1}};
+  big.predicted_points = {{818, 550, 0, -1, -1}};
   const auto out = train::render_sample_panel(big);
   CHECK(out.layout.panel_width == 768);
   CHECK(out.layout.panel_height == 500);
+  CHECK(out.layout.zoom == 0.5);
+  const auto inside = out.layout.to_display(0, 810, 560), outside = out.layout.to_display(0, 100, 100);
+  CHECK(out.pixels(std::lround(inside[1]), std::lround(inside[0]), 0) == 255);
+  CHECK(out.pixels(std::lround(outside[1]), std::lround(outside[0]), 0) == 0);
+  const auto ring = out.layout.to_display(1, 818, 550);
+  CHECK(count_colour(out.pixels, std::lround(ring[0]) - 6, std::lround(ring[1]) - 6, std::lround(ring[0]) + 6,
+                     std::lround(ring[1]) + 6, train::class_colour(0)) > 0);
 
   train::sample_panel empty;
   CHECK_THROWS_WITH_AS(train::render_sample_panel(empty), doctest::Contains("[C, H, W]"), error);

@@ -137,6 +137,16 @@ inline picture display_image(const xt::xtensor<float, 3>& image) {
   return out;
 }
 
+// Nearest-neighbour subsample [C, H, W] → [C', h, w] of the channels display_image shows (C' = 3 or 1).
+inline xt::xtensor<float, 3> subsampled(const xt::xtensor<float, 3>& image, std::size_t h, std::size_t w) {
+  const std::size_t C = image.shape()[0] == 3 ? 3 : 1, H = image.shape()[1], W = image.shape()[2];
+  xt::xtensor<float, 3> out = xt::xtensor<float, 3>::from_shape({C, h, w});  // [C, h, w]
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t y = 0; y < h; ++y)
+      for (std::size_t x = 0; x < w; ++x) out(c, y, x) = image(c, std::min(H - 1, y * H / h), std::min(W - 1, x * W / w));
+  return out;
+}
+
 // Luminance of an RGB picture as grey RGB (for overlays that need a neutral background).
 inline picture greyed(const picture& p, double brightness) {
   picture out = p;
@@ -229,7 +239,10 @@ inline sample_picture render_sample_panel(const sample_panel& s) {
   const auto DW = static_cast<std::size_t>(std::max(1L, std::lround(static_cast<double>(W) * zoom)));
   const double zx = static_cast<double>(DW) / static_cast<double>(W);  // exact display pixels per image pixel
 
-  const d::picture input = d::display_image(s.image);
+  // Panels are composed at the image's size, or straight at the display size when reducing (a large
+  // image is subsampled first instead of being stretched and coloured at full resolution).
+  const std::size_t BH = zoom < 1 ? DH : H, BW = zoom < 1 ? DW : W;
+  const d::picture input = d::display_image(zoom < 1 ? d::subsampled(s.image, BH, BW) : s.image);
   const double truth_count = s.truth_count.value_or(static_cast<double>(s.truth_points.size()));
   double predicted_count = static_cast<double>(s.predicted_points.size());
   if (!s.predicted_counts.empty()) {
@@ -256,7 +269,7 @@ inline sample_picture render_sample_panel(const sample_panel& s) {
     for (std::size_t k = 0; k < K; ++k)
       for (std::size_t y = 0; y < total.shape()[0]; ++y)
         for (std::size_t x = 0; x < total.shape()[1]; ++x) total(y, x) += s.predicted_maps(k, y, x);
-    panels.push_back({"prediction " + d::count_text(predicted_count), d::map_picture(total, H, W), nullptr, &s.predicted_points});
+    panels.push_back({"prediction " + d::count_text(predicted_count), d::map_picture(total, BH, BW), nullptr, &s.predicted_points});
     if (K > 1)
       for (std::size_t k = 0; k < K; ++k) {
         const xt::xtensor<float, 2> one = xt::view(s.predicted_maps, k, xt::all(), xt::all());  // [h, w]
@@ -264,7 +277,7 @@ inline sample_picture render_sample_panel(const sample_panel& s) {
         if (k < s.predicted_counts.size()) count = s.predicted_counts[k];
         else
           for (const auto& p : s.predicted_points) count += p.label == static_cast<int>(k);
-        panels.push_back({class_name(k) + " " + d::count_text(count), d::map_picture(one, H, W), nullptr,
+        panels.push_back({class_name(k) + " " + d::count_text(count), d::map_picture(one, BH, BW), nullptr,
                           &s.predicted_points, static_cast<int>(k)});
       }
   } else if (!s.predicted_points.empty() || !s.predicted_counts.empty()) {
