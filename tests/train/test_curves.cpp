@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <string>
 
@@ -191,6 +192,26 @@ TEST_CASE("curves: a long run stays cheap to redraw every epoch") {
   const auto f = train::training_curves_figure_of(h);
   const auto png = io::read_png(dir / "training_curves.png");
   CHECK(drawn_at(png, f.validation.pixel_x(500), f.validation.pixel_y(h[499].val_mae), train::curve_colours::validation_mae));
+}
+
+TEST_CASE("curves: a diverged run (huge, infinite, negative values) is drawn without trouble") {
+  train::history h(5);
+  const double values[5] = {0.5, 1e200, std::numeric_limits<double>::infinity(), -3.0, 0.25};
+  for (int e = 0; e < 5; ++e) {
+    h[e].epoch = e + 1;
+    h[e].train_loss = values[e];
+    h[e].val_mae = -values[e];
+    h[e].val_f1 = values[e];
+  }
+  const auto f = train::training_curves_figure_of(h);
+  CHECK(!f.loss.log_y);
+  CHECK(f.loss.y_min <= -3.0);
+  CHECK(f.loss.y_max >= 0.5);
+  CHECK(f.loss.y_max < 10);  // 1e200 is left off the chart
+  const auto dir = test::scratch("curves_diverged");
+  train::write_training_curves(h, dir / "c");
+  const auto png = io::read_png(dir / "c.png");
+  CHECK(drawn_at(png, f.loss.pixel_x(4), f.loss.pixel_y(-3.0), train::curve_colours::training_loss));
 }
 
 TEST_CASE("curves: an unwritable folder is a clear error") {

@@ -79,10 +79,13 @@ struct range {
 
 // A y range over the finite values: decades when they are positive and span more than one; otherwise
 // linear, widened to whole steps of a nice tick spacing.
+// Values beyond ±1e150 (a diverged run) are left off the chart, like NaN, so every range stays finite.
+inline bool plottable(double v) { return std::isfinite(v) && std::abs(v) <= 1e150; }
+
 inline range y_range(const std::vector<double>& values, bool allow_log) {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (const double v : values)
-    if (std::isfinite(v)) {
+    if (plottable(v)) {
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
@@ -166,13 +169,13 @@ inline void add_series(figure::drawing& d, const plot_axes& a, const history& h,
   const bool dots = h.size() <= 60;
   for (std::size_t i = 0; i < h.size(); ++i) {
     const double v = h[i].*field;
-    if (!std::isfinite(v) || (a.log_y && v <= 0)) {
+    const figure::point2 p{a.pixel_x(static_cast<double>(h[i].epoch)), plottable(v) && !(a.log_y && v <= 0) ? a.pixel_y(v) : NAN};
+    if (!std::isfinite(p.x) || !std::isfinite(p.y)) {
       flush();
       continue;
     }
-    const figure::point2 p{a.pixel_x(static_cast<double>(h[i].epoch)), a.pixel_y(v)};
     run.push_back(p);
-    const bool isolated = (i == 0 || !std::isfinite(h[i - 1].*field)) && (i + 1 == h.size() || !std::isfinite(h[i + 1].*field));
+    const bool isolated = (i == 0 || !plottable(h[i - 1].*field)) && (i + 1 == h.size() || !plottable(h[i + 1].*field));
     if (dots || isolated) d.shapes.emplace_back(figure::dot{p, 3.5, c});
   }
   flush();
@@ -188,7 +191,7 @@ inline void add_legend(figure::drawing& d, double x, double y, const std::vector
 }
 
 inline bool any_finite(const history& h, double epoch_record::*field) {
-  return std::any_of(h.begin(), h.end(), [&](const epoch_record& r) { return std::isfinite(r.*field); });
+  return std::any_of(h.begin(), h.end(), [&](const epoch_record& r) { return plottable(r.*field); });
 }
 
 }  // namespace curves_detail

@@ -257,6 +257,10 @@ inline void fill_box(xt::xtensor<std::uint8_t, 3>& p, long x0, long y0, long x1,
 
 // A segment `width` pixels thick: a width×width square stamped every half pixel along it.
 inline void thick_segment(xt::xtensor<std::uint8_t, 3>& p, point2 a, point2 b, double width, colour c) {
+  // Far outside any picture (or not a number): nothing to draw, and no overflow in the casts below.
+  constexpr double far = 1e7;
+  for (const double v : {a.x, a.y, b.x, b.y, width})
+    if (!(std::abs(v) <= far)) return;
   const long side = std::max(1L, std::lround(width));
   const double length = std::hypot(b.x - a.x, b.y - a.y);
   const long steps = std::max(1L, static_cast<long>(std::ceil(length * 2)));

@@ -224,8 +224,6 @@ inline sample_picture render_sample_panel(const sample_panel& s) {
   if (s.image.dimension() != 3 || s.image.shape()[0] == 0 || s.image.shape()[1] == 0 || s.image.shape()[2] == 0)
     throw error("sample panel", "the input image must be [C, H, W] with pixels");
   const std::size_t H = s.image.shape()[1], W = s.image.shape()[2];
-  if (s.predicted_maps.size() > 0 && s.predicted_maps.shape()[0] == 0)
-    throw error("sample panel", "predicted maps must be [K, H, W]");
   if (s.grad_cam && (s.grad_cam->shape()[0] == 0 || s.grad_cam->shape()[1] == 0))
     throw error("sample panel", "the Grad-CAM map is empty");
   d::check_points(s.truth_points, "truth");
@@ -255,7 +253,7 @@ inline sample_picture render_sample_panel(const sample_panel& s) {
 
   struct pending {
     std::string caption;
-    d::picture image;                        // image resolution
+    d::picture image;                        // [BH, BW, 3]
     const std::vector<io::point>* rings = nullptr;
     const std::vector<io::point>* crosses = nullptr;
     int only_label = -1;                     // draw only points of this label (-1: all)
