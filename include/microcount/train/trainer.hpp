@@ -160,7 +160,13 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
     r.set_state(pos.rng_state);
     result.epochs = history_from_json(pos.extra.value("history", nlohmann::json::array()));
     if (pos.extra.contains("plateau"))
-      plateau.for_each_state([&](std::string_view name, auto& v) { v = pos.extra["plateau"].at(std::string(name)).template get<std::remove_reference_t<decltype(v)>>(); });
+      plateau.for_each_state([&](std::string_view name, auto& v) {
+        using V = std::remove_reference_t<decltype(v)>;
+        const auto& j = pos.extra["plateau"].at(std::string(name));
+        // JSON has no infinity: a non-finite double was stored as null (the "no best yet" value).
+        if constexpr (std::is_floating_point_v<V>) v = j.is_null() ? std::numeric_limits<V>::infinity() : j.template get<V>();
+        else v = j.template get<V>();
+      });
     result.best_epoch = pos.best_epoch;
     result.best_metric = pos.best_metric;
     say("resumed from " + o.resume->string() + " after epoch " + std::to_string(pos.epoch) + " (step " + std::to_string(pos.step) + ")");
