@@ -4,11 +4,16 @@
 #include <ctime>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "microcount/train/curves.hpp"
 #include "microcount/train/run_folder.hpp"
+#include "microcount/train/samples.hpp"
+#include "microcount/train/test_results.hpp"
+#include "microcount/train/tuner.hpp"
 #include "test_support.hpp"
 
 using namespace microcount;
@@ -166,4 +171,53 @@ TEST_CASE("write_json_atomically: pretty, 2 spaces, no temporary left; read_json
   io::write_text_atomically(dir / "bad.json", "{\"a\": ");
   CHECK_THROWS_WITH_AS(train::read_json(dir / "bad.json"), doctest::Contains("bad.json: not valid JSON"), error);
   CHECK_THROWS_WITH_AS(train::read_json(dir / "none.json"), doctest::Contains("none.json"), error);
+}
+
+// ---- the whole folder, written the way the trainer and the tuner write it -------------------------
+
+TEST_CASE("run_folder: a whole run produces exactly the DESIGN.md tree") {
+  const auto runs = test::scratch("run_folder_whole");
+  const auto run = train::run_folder::create(runs, train::data_name_of("/data/vgg-cells/"));
+  const auto t = run.training();
+  t.create_directories();
+  train::write_json_atomically(t.hyperparameters_json(), {{"lr", 1e-3}, {"epochs", 2}});
+  train::run_log log(t.log_txt());
+  train::history h;
+  for (int e = 1; e <= 2; ++e) {
+    h.push_back({e, 1.0 / e, 1.5 / e, 10.0 / e, 0.5, 1e-3, 1.0});
+    log.write("epoch " + std::to_string(e));
+    io::write_text_atomically(t.latest_model(), "checkpoint");  // stands in for io::checkpoint
+    io::write_text_atomically(t.best_model(), "checkpoint");
+    train::write_training_curves(h, t.training_curves());
+  }
+  train::sample_panel s;
+  s.image = xt::ones<float>({std::size_t{1}, std::size_t{16}, std::size_t{16}});
+  train::write_sample_panel(t.sample("image_101"), s);
+  std::vector<train::image_result> images(1);
+  images[0].name = "image_101.tif";
+  images[0].truth_points = {{3, 3, 0, -1, -1}};
+  train::write_test_results(t.dir, images, {"cell"});
+  run.evaluation().create_directories();
+  train::write_test_results(run.evaluate_dir(), images, {"cell"});
+  train::run_grid_search(run.root(), {{"lr", 1e-3}}, {{"lr", {1e-3, 1e-4}}},
+                         [](const nlohmann::json& p, const fs::path& dir) {
+                           train::write_json_atomically(train::run_layout{dir}.hyperparameters_json(), p);
+                           return p["lr"].get<double>();
+                         });
+
+  std::set<std::string> tree;
+  for (const auto& e : fs::recursive_directory_iterator(run.root()))
+    tree.insert(fs::relative(e.path(), run.root()).generic_string() + (e.is_directory() ? "/" : ""));
+  const std::set<std::string> expected = {
+      "TrainingRun/", "TrainingRun/hyperparameters.json", "TrainingRun/log.txt", "TrainingRun/checkpoints/",
+      "TrainingRun/checkpoints/best_model.mcm", "TrainingRun/checkpoints/latest_model.mcm", "TrainingRun/plots/",
+      "TrainingRun/plots/training_curves.png", "TrainingRun/plots/training_curves.svg", "TrainingRun/samples/",
+      "TrainingRun/samples/image_101.png", "TrainingRun/test_results.json", "TrainingRun/test_results.txt",
+      "Evaluate/", "Evaluate/checkpoints/", "Evaluate/plots/", "Evaluate/samples/", "Evaluate/test_results.json",
+      "Evaluate/test_results.txt", "Sweep_0/", "Sweep_0/sweep_parameters.json", "Sweep_0/hyperparameters.json",
+      "Sweep_0/result.json", "Sweep_1/", "Sweep_1/sweep_parameters.json", "Sweep_1/hyperparameters.json",
+      "Sweep_1/result.json", "tuning_results.json", "best_sweep_parameters.json"};
+  CHECK(tree == expected);
+  CHECK(run.root().filename().string().rfind("vgg-cells-", 0) == 0);
+  CHECK(lines_of(t.log_txt()).size() == 2);
 }
