@@ -65,6 +65,8 @@ TEST_CASE("run_folder: timestamped name, never reused, the DESIGN.md layout") {
     const auto c = train::run_folder::create(runs, "vgg-cells", fixed_time());
     CHECK(b.root() == runs / "vgg-cells-2026-03-04_05-06-07_2");
     CHECK(c.root() == runs / "vgg-cells-2026-03-04_05-06-07_3");
+    io::write_text_atomically(runs / "vgg-cells-2026-03-04_05-06-07_4", "a file in the way");
+    CHECK(train::run_folder::create(runs, "vgg-cells", fixed_time()).root() == runs / "vgg-cells-2026-03-04_05-06-07_5");
     // Unsafe characters in the data name do not escape the runs folder.
     const auto d = train::run_folder::create(runs, "../my data/x", fixed_time());
     CHECK(d.root().parent_path() == runs);

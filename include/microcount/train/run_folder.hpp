@@ -116,7 +116,8 @@ class run_folder {
     for (int attempt = 1; attempt <= 10000; ++attempt) {
       const fs::path root = parent / (attempt == 1 ? base : base + "_" + std::to_string(attempt));
       if (fs::create_directory(root, ec)) return run_folder(root);
-      if (ec) throw error(root.string(), "cannot create the run folder: " + ec.message());
+      if (ec && ec != std::errc::file_exists)  // taken (by a folder or a file): try the next suffix
+        throw error(root.string(), "cannot create the run folder: " + ec.message());
     }
     throw error((parent / base).string(), "cannot find a free run folder name (10000 taken)");
   }
@@ -136,7 +137,7 @@ class run_folder {
   [[nodiscard]] fs::path tuning_results_json() const { return root_ / "tuning_results.json"; }
   [[nodiscard]] fs::path best_sweep_parameters_json() const { return root_ / "best_sweep_parameters.json"; }
 
-  // Shorthands for the TrainingRun folder.
+  // The folders themselves.
   [[nodiscard]] fs::path training_dir() const { return training().dir; }
   [[nodiscard]] fs::path evaluate_dir() const { return evaluation().dir; }
   [[nodiscard]] fs::path sweep_dir(std::size_t index) const { return sweep(index).dir; }
