@@ -1,6 +1,7 @@
 // The detection pipeline of the program (one network per translation unit).
 #include "microcount/backends/cpu.hpp"
 #include "microcount/train/any_pipeline.hpp"
+#include "microcount/train/explain.hpp"
 #include "pipelines.hpp"
 
 namespace microcount::cli {

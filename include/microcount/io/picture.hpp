@@ -51,6 +51,30 @@ inline xt::xtensor<std::uint8_t, 3> grey_to_rgb(const xt::xtensor<float, 2>& gre
   return out;
 }
 
+// One frame of an image [F, C, H, W] for display: grey for 1 channel, colour for 3 or 4 (each channel
+// stretched on its own percentiles, as microscopy viewers do), the first channel otherwise.
+inline xt::xtensor<std::uint8_t, 3> image_to_rgb(const xt::xtensor<float, 4>& pixels, std::size_t frame = 0) {
+  const std::size_t C = pixels.shape()[1], H = pixels.shape()[2], W = pixels.shape()[3];
+  const auto plane = [&](std::size_t c) {
+    xt::xtensor<float, 2> g = xt::xtensor<float, 2>::from_shape({H, W});  // [H, W]
+    std::copy(&pixels(frame, c, 0, 0), &pixels(frame, c, 0, 0) + H * W, g.begin());
+    return g;
+  };
+  if (C < 3) return grey_to_rgb(plane(0));
+  auto out = xt::xtensor<std::uint8_t, 3>::from_shape({H, W, 3});  // [H, W, 3]
+  for (std::size_t c = 0; c < 3; ++c) {
+    const auto one = grey_to_rgb(plane(c));
+    for (std::size_t i = 0; i < H * W; ++i) out.data()[i * 3 + c] = one.data()[i * 3];
+  }
+  return out;
+}
+
+// A distinct colour per class index (cycles after 6).
+inline colour class_colour(int label) {
+  static constexpr colour palette[] = {colours::yellow, colours::cyan, colours::magenta, colours::green, colours::red, colours::blue};
+  return palette[static_cast<std::size_t>(label < 0 ? 0 : label) % 6];
+}
+
 inline void set_pixel(xt::xtensor<std::uint8_t, 3>& picture, long x, long y, colour c) {
   if (x < 0 || y < 0 || y >= static_cast<long>(picture.shape()[0]) || x >= static_cast<long>(picture.shape()[1])) return;
   picture(y, x, 0) = c.r;
