@@ -66,6 +66,14 @@ double sigmoid_sum(const T& out, index_t c) {
 
 }  // namespace
 
+// The named targets of other U-Net variants (types only: nothing of these networks is compiled).
+static_assert(std::is_same_v<explain::targets<nn::unet2d<nn::norm::group, nn::up::bilinear, 3>::network<f64>>::bottleneck,
+                             explain::path<0, 1, 0, 1, 1, 0, 1, 1, 0, 1>>);
+static_assert(std::is_same_v<explain::targets<nn::unet2d<nn::norm::none, nn::up::nearest, 1>::network<f64>>::bottleneck,
+                             explain::path<0, 1, 0, 1>>);
+static_assert(std::is_same_v<explain::targets<nn::unet3d<nn::norm::batch, nn::up::transposed, 2>::network<f64>>::features,
+                             explain::path<0>>);
+
 TEST_CASE("gradcam targets of the U-Net: features = the head's input, bottleneck = the level-0 block") {
   using targets = explain::targets<net_t>;
   CHECK(std::is_same_v<targets::features, explain::path<0>>);
@@ -80,6 +88,10 @@ TEST_CASE("gradcam targets of the U-Net: features = the head's input, bottleneck
   CHECK(top.activation.shape() == shape{1, 3, 12, 16});
   CHECK(bottom.gradient.shape() == bottom.activation.shape());
   CHECK(bottom.output.shape() == shape{1, 2, 12, 16});
+  // Layers before the target kept nothing (backward never reaches them); those after it kept their input.
+  bottom = explain::activation_and_gradient<targets::bottleneck>(net, x, explain::score::channel_sum{0});
+  CHECK(net.get<0>().get<0>().get<0>().input.rank() == 0);
+  CHECK(net.get<1>().input.rank() == 4);
 }
 
 TEST_CASE("gradcam at the head's input is the closed form: α = head weights, map = ReLU(output − bias)") {

@@ -19,8 +19,8 @@
 // top-level seq, then element J of that (seq element index; 0 for the one inner layer of skip_concat /
 // residual), and so on; A is that layer's output. The model runs once in nn::mode::inspection (the
 // evaluation-mode function, see nn/layer.hpp) with A kept on the way; backward runs from the output only
-// down to A (the layers before A are not back-propagated), and no parameter gradient is computed. The
-// model's mode is restored afterwards, also when an error is thrown.
+// down to A (the layers before A are not back-propagated and run in evaluation mode, keeping nothing), and
+// no parameter gradient is computed. The model's mode is restored afterwards, also when an error is thrown.
 //
 // Targets by name (target::):
 //   bottleneck (the default) — the deepest level: the U-Net's level-0 block (input / 2^Depth) and the count
@@ -166,10 +166,20 @@ nn::tensor_t<B> forward_at(L& layer, const nn::tensor_t<B>& x, capture<B>& c, pa
   c.activation = y.clone();  // a copy: later layers may not write into it, but A must outlive the call
   return y;
 }
+// Layers before the target run in evaluation mode (the same function): backward never reaches them, so
+// they need keep nothing.
+template <class L, class B = typename L::backend_type>
+nn::tensor_t<B> forward_keeping_nothing(L& layer, const nn::tensor_t<B>& x) {
+  layer.set_mode(nn::mode::evaluation);
+  auto y = layer.forward(x);
+  layer.set_mode(nn::mode::inspection);
+  return y;
+}
 template <std::size_t I, std::size_t J, std::size_t... Rest, class... L, class B>
 nn::tensor_t<B> seq_forward_from(nn::seq<L...>& s, nn::tensor_t<B> x, capture<B>& c) {
   nn::tensor_t<B> y;
-  if constexpr (J == I) y = forward_at(s.template get<J>(), x, c, path<Rest...>{});
+  if constexpr (J < I) y = forward_keeping_nothing(s.template get<J>(), x);
+  else if constexpr (J == I) y = forward_at(s.template get<J>(), x, c, path<Rest...>{});
   else y = s.template get<J>().forward(x);
   if constexpr (J + 1 < sizeof...(L)) return seq_forward_from<I, J + 1, Rest...>(s, std::move(y), c);
   else return y;
@@ -272,9 +282,12 @@ activation_gradient<B> activation_and_gradient(Model& net, const nn::tensor_t<B>
   static_assert(Path::depth >= 1, "microcount: gradcam needs a target layer inside the model (a non-empty path)");
   require(x.rank() >= 3 && x.dim(0) == 1, "gradcam", "expects one image [1, C, H, W], got " + x.shape().str());
   detail::mode_guard<Model> guard(net);
-  net.set_mode(nn::mode::inspection);
   // A model with its own forward (e.g. per-input settings) runs it first, so the walk below sees them.
-  if constexpr (detail::own_forward<Model>) (void)net.forward(x);
+  if constexpr (detail::own_forward<Model>) {
+    net.set_mode(nn::mode::evaluation);
+    (void)net.forward(x);
+  }
+  net.set_mode(nn::mode::inspection);
   detail::capture<B> c;
   auto& as_seq = detail::as_seq(net);
   activation_gradient<B> out;
