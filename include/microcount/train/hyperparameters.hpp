@@ -54,6 +54,8 @@ struct hyperparameters {
   std::int64_t epochs = 60;
   std::int64_t patience = 0;         // early stopping: epochs without a better validation MAE (0: off)
   double clip_grad_norm = 0.0;       // 0: off
+  double ema = 0.995;                // validation, best model and inference use an exponential moving
+                                     // average of the weights with this decay (0: off; the raw weights train)
 
   // ---- run -------------------------------------------------------------------------------------
   std::uint64_t seed = 1;
@@ -95,6 +97,7 @@ void for_each_field(hyperparameters& h, F&& f) {
   f("epochs", h.epochs);
   f("patience", h.patience);
   f("clip_grad_norm", h.clip_grad_norm);
+  f("ema", h.ema);
   f("seed", h.seed);
   f("threads", h.threads);
   f("tta", h.tta);
@@ -141,6 +144,7 @@ inline void validate(const hyperparameters& h, std::string_view where = "hyperpa
   check(h.epochs >= 1 && h.epochs <= 100000, "epochs must be 1..100000");
   check(h.patience >= 0, "patience must be >= 0");
   check(h.clip_grad_norm >= 0, "clip_grad_norm must be >= 0");
+  check(h.ema >= 0 && h.ema < 1, "ema must be in [0, 1)");
   check(h.threads >= 0 && h.threads <= 1024, "threads must be 0..1024");
   check(h.samples >= 0 && h.samples <= 1000, "samples must be 0..1000");
 }

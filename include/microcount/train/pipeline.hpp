@@ -14,6 +14,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -24,6 +25,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "microcount/core/backend.hpp"
+#include "microcount/core/elementwise.hpp"
 #include "microcount/core/error.hpp"
 #include "microcount/core/rng.hpp"
 #include "microcount/data/dataset.hpp"
@@ -111,6 +113,7 @@ class pipeline {
       if (hp_.clip_grad_norm > 0) nn::clip_grad_norm(o.parameters(), hp_.clip_grad_norm);
       o.step();
     }, *opt_);
+    update_average();
     return loss.value;
   }
 
@@ -118,6 +121,7 @@ class pipeline {
   double loss_on(const data::sample& s) {
     auto batch = Head::template batch<B>(std::span<const data::sample>(&s, 1), hp_, static_cast<std::size_t>(classes()));
     net_->set_mode(nn::mode::evaluation);
+    const averaged_weights use(*this);
     auto out = forward_any_size(batch.images);
     return Head::loss(out, batch.density, hp_).value;
   }
@@ -138,6 +142,7 @@ class pipeline {
     require(static_cast<index_t>(image.shape()[0]) == channels_, "predict",
             "image has " + std::to_string(image.shape()[0]) + " channel(s), the model was trained on " + std::to_string(channels_));
     net_->set_mode(nn::mode::evaluation);
+    const averaged_weights use(*this);
     if constexpr (Head::dense) {
       infer::predict_options<2> o;
       const auto cfg = model_traits<Spec>::config(hp_, channels_, classes());
@@ -179,10 +184,18 @@ class pipeline {
     return {{"hyperparameters", to_json(hp_)}, {"labels", labels_}, {"channels", channels_},
             {"head", std::string(Head::name)}, {"model", Spec::name()}};
   }
+  // with_optimizer: everything to resume (raw weights, optimizer, the weight average); without: the
+  // weights inference uses (the average when there is one) — what best_model.mcm holds.
   void save(const std::filesystem::path& path, const io::training_position& position, bool with_optimizer = true) {
     io::checkpoint_state<B> state;
     state.add_model(*net_);
-    if (with_optimizer) std::visit([&](auto& o) { state.add_optimizer(o, "optimizer."); }, *opt_);
+    std::optional<averaged_weights> use;
+    if (with_optimizer) {
+      std::visit([&](auto& o) { state.add_optimizer(o, "optimizer."); }, *opt_);
+      add_average(state);
+    } else {
+      use.emplace(*this);
+    }
     io::checkpoint_header head{architecture(), metadata(), position, with_optimizer};
     io::save_checkpoint(path, state, head);
   }
@@ -192,8 +205,12 @@ class pipeline {
     const auto header = file.read_header();
     io::checkpoint_state<B> state;
     state.add_model(*net_);
-    if (header.has_optimizer) std::visit([&](auto& o) { state.add_optimizer(o, "optimizer."); }, *opt_);
+    if (header.has_optimizer) {
+      std::visit([&](auto& o) { state.add_optimizer(o, "optimizer."); }, *opt_);
+      add_average(state);
+    }
     const auto h = file.load_into(state, architecture());
+    if (!header.has_optimizer) average_.clear();  // inference weights: already the average
     const auto saved_labels = h.metadata.value("labels", nlohmann::json::array());
     require(saved_labels == nlohmann::json(labels_), path.string(),
             "checkpoint classes " + saved_labels.dump() + " differ from " + nlohmann::json(labels_).dump());
@@ -201,6 +218,52 @@ class pipeline {
   }
 
  private:
+  // ---- the weight average (EMA): parameters and buffers, in for_each_parameter / for_each_buffer order ----
+  std::vector<tensor<float, B>*> averaged_targets() {
+    std::vector<tensor<float, B>*> t;
+    net_->for_each_parameter([&](const nn::parameter<B>& q) { t.push_back(q.value); });
+    net_->for_each_buffer([&](std::string_view, tensor<float, B>& b) { t.push_back(&b); });
+    return t;
+  }
+  struct lerp_body {  // a ← a + (1 − d)·(w − a)
+    float keep;
+    template <class V>
+    MICROCOUNT_HOST_DEVICE void operator()(V& a, const V& w) const { a = a + (V(1.0f) - V(keep)) * (w - a); }
+  };
+  void update_average() {
+    if (hp_.ema <= 0) return;
+    const auto targets = averaged_targets();
+    if (average_.empty())
+      for (auto* t : targets) average_.push_back(t->clone());
+    ++average_steps_;
+    // Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early averages forget fast.
+    const double d = std::min(hp_.ema, (1.0 + static_cast<double>(average_steps_)) / (10.0 + static_cast<double>(average_steps_)));
+    for (std::size_t i = 0; i < targets.size(); ++i)
+      for_each<B>(targets[i]->size(), lerp_body{static_cast<float>(d)}, average_[i].data(), targets[i]->data());
+  }
+  void add_average(io::checkpoint_state<B>& state) {
+    if (hp_.ema <= 0) return;
+    const auto targets = averaged_targets();
+    if (average_.empty())
+      for (auto* t : targets) average_.push_back(t->clone());
+    for (std::size_t i = 0; i < average_.size(); ++i) state.entries.push_back({"optimizer", "average." + std::to_string(i), &average_[i]});
+    state.counters.emplace_back("average.steps", &average_steps_);
+  }
+  // While alive, the network holds the averaged weights (swapped in, swapped back out: no copies).
+  struct averaged_weights {
+    pipeline& p;
+    bool swapped = false;
+    explicit averaged_weights(pipeline& q) : p(q) { swap(); }
+    ~averaged_weights() { swap(); }
+    averaged_weights(const averaged_weights&) = delete;
+    averaged_weights& operator=(const averaged_weights&) = delete;
+    void swap() {
+      if (p.average_.empty()) return;
+      const auto targets = p.averaged_targets();
+      for (std::size_t i = 0; i < targets.size(); ++i) std::swap(*targets[i], p.average_[i]);
+    }
+  };
+
   using optimizer_variant = std::variant<nn::adam<B>, nn::adamw<B>, nn::sgd<B>>;
 
   void make_optimizer() {
@@ -243,6 +306,8 @@ class pipeline {
   index_t channels_;
   std::unique_ptr<network_type> net_;
   std::unique_ptr<optimizer_variant> opt_;
+  std::vector<tensor<float, B>> average_;  // empty: no average (ema = 0, before the first step, or inference weights)
+  std::int64_t average_steps_ = 0;
 };
 
 }  // namespace microcount::train
