@@ -83,6 +83,7 @@ struct one_thread {  // this tiny network trains much faster without OpenMP hand
 TEST_CASE("gradcam targets of the count regressor: the trunk output (last conv block before pooling)") {
   CHECK(std::is_same_v<explain::targets<net_t>::bottleneck, explain::path<0>>);
   CHECK(std::is_same_v<explain::targets<net_t>::features, explain::path<0>>);
+  CHECK(std::is_same_v<explain::targets<net_t>::decoder, explain::path<0>>);
   rng r(701);
   auto net = spec::make<cpu>({.in_channels = 1, .classes = 2, .base_width = 4, .reference_pixels = 32 * 32});
   net.build({1, 1, 32, 32}, r);

@@ -1,5 +1,6 @@
 // Grad-CAM on a small U-Net in double precision (backend::reference_f64): the closed form at the head's
-// input (α = the 1×1 head's weights, map = ReLU(output − bias)), ∂score/∂A at the bottleneck against finite
+// input (α = the 1×1 head's weights, map = ReLU(output − bias)), ∂score/∂A at the bottleneck and the
+// decoder level against finite
 // differences of the score computed by re-running the decoder on a perturbed A by hand, the named
 // targets, mode restoration, untouched parameter gradients and readable errors.
 #include <doctest/doctest.h>
@@ -34,17 +35,23 @@ net_t make_net(rng& r, index_t out_channels = 2) {
   return net;
 }
 
-// The score of the network output when the bottleneck output is replaced by A: the decoder re-run by hand
-// (the same layers, evaluation mode), an independent walk of the U-Net structure.
+// The score of the network output when the output of a level (0: the bottleneck, 1: the decoder level
+// below the top) is replaced by A: the decoder re-run by hand (the same layers, evaluation mode), an
+// independent walk of the U-Net structure.
 template <class Score>
-double score_with_bottleneck(net_t& net, const T& x, const T& a, const Score& score) {
+double score_with_level(net_t& net, const T& x, const T& a, int level, const Score& score) {
   net.set_mode(nn::mode::evaluation);
   auto& l2 = net.get<0>();
   auto& l1 = l2.get<1>().inner.get<1>();
   auto s2 = l2.get<0>().forward(x);                               // level-2 block (skip)
-  auto s1 = l1.get<0>().forward(l2.get<1>().inner.get<0>().forward(s2));  // pool, level-1 block (skip)
-  auto u1 = l1.get<1>().inner.get<2>().forward(a);                // up from the bottleneck
-  auto d1 = l1.get<2>().forward(nn::concat_channels<f64>(s1, u1));
+  T d1;
+  if (level == 0) {
+    auto s1 = l1.get<0>().forward(l2.get<1>().inner.get<0>().forward(s2));  // pool, level-1 block (skip)
+    auto u1 = l1.get<1>().inner.get<2>().forward(a);              // up from the bottleneck
+    d1 = l1.get<2>().forward(nn::concat_channels<f64>(s1, u1));
+  } else {
+    d1 = a.clone();
+  }
   auto u2 = l2.get<1>().inner.get<2>().forward(d1);
   auto d2 = l2.get<2>().forward(nn::concat_channels<f64>(s2, u2));
   auto out = net.get<1>().forward(d2);
@@ -69,14 +76,17 @@ double sigmoid_sum(const T& out, index_t c) {
 // The named targets of other U-Net variants (types only: nothing of these networks is compiled).
 static_assert(std::is_same_v<explain::targets<nn::unet2d<nn::norm::group, nn::up::bilinear, 3>::network<f64>>::bottleneck,
                              explain::path<0, 1, 0, 1, 1, 0, 1, 1, 0, 1>>);
+static_assert(std::is_same_v<explain::targets<nn::unet2d<nn::norm::group, nn::up::bilinear, 3>::network<f64>>::decoder,
+                             explain::path<0, 1, 0, 1>>);
 static_assert(std::is_same_v<explain::targets<nn::unet2d<nn::norm::none, nn::up::nearest, 1>::network<f64>>::bottleneck,
                              explain::path<0, 1, 0, 1>>);
 static_assert(std::is_same_v<explain::targets<nn::unet3d<nn::norm::batch, nn::up::transposed, 2>::network<f64>>::features,
                              explain::path<0>>);
 
-TEST_CASE("gradcam targets of the U-Net: features = the head's input, bottleneck = the level-0 block") {
+TEST_CASE("gradcam targets of the U-Net: features = the head's input, decoder = level 1, bottleneck = the level-0 block") {
   using targets = explain::targets<net_t>;
   CHECK(std::is_same_v<targets::features, explain::path<0>>);
+  CHECK(std::is_same_v<targets::decoder, explain::path<0, 1, 0, 1>>);
   CHECK(std::is_same_v<targets::bottleneck, explain::path<0, 1, 0, 1, 1, 0, 1>>);
   CHECK(targets::bottleneck::str() == "0.1.0.1.1.0.1");
   rng r(501);
@@ -86,6 +96,8 @@ TEST_CASE("gradcam targets of the U-Net: features = the head's input, bottleneck
   auto top = explain::activation_and_gradient<targets::features>(net, x, explain::score::channel_sum{0});
   CHECK(bottom.activation.shape() == shape{1, 12, 3, 4});  // base width 3 · 2², input / 2²
   CHECK(top.activation.shape() == shape{1, 3, 12, 16});
+  auto middle = explain::activation_and_gradient<targets::decoder>(net, x, explain::score::channel_sum{0});
+  CHECK(middle.activation.shape() == shape{1, 6, 6, 8});  // level 1: width 6, input / 2
   CHECK(bottom.gradient.shape() == bottom.activation.shape());
   CHECK(bottom.output.shape() == shape{1, 2, 12, 16});
   // Layers before the target kept nothing (backward never reaches them); those after it kept their input.
@@ -129,11 +141,8 @@ TEST_CASE("gradcam at the head's input is the closed form: α = head weights, ma
   for (index_t k = 0; k < 3; ++k) CHECK(res.alpha[k] == doctest::Approx(head.weight[3 + k] * mean_slope).epsilon(1e-6));
 }
 
-TEST_CASE("gradcam at the bottleneck: ∂score/∂A matches finite differences of the score in A") {
-  rng r(503);
-  auto net = make_net(r);
-  auto x = random_tensor({1, 1, 12, 16}, r);
-  using bottleneck = explain::targets<net_t>::bottleneck;
+template <class Path>
+void check_against_finite_differences(net_t& net, const T& x, int level) {
   struct case_t {
     const char* name;
     double (*score)(const T&, index_t);
@@ -141,9 +150,13 @@ TEST_CASE("gradcam at the bottleneck: ∂score/∂A matches finite differences o
   };
   for (const case_t& k : {case_t{"density", channel_sum, false}, case_t{"detection", sigmoid_sum, true}}) {
     CAPTURE(k.name);
-    auto ag = k.detection ? explain::activation_and_gradient<bottleneck>(net, x, explain::score::sigmoid_sum{1})
-                          : explain::activation_and_gradient<bottleneck>(net, x, explain::score::channel_sum{1});
+    CAPTURE(level);
+    auto ag = k.detection ? explain::activation_and_gradient<Path>(net, x, explain::score::sigmoid_sum{1})
+                          : explain::activation_and_gradient<Path>(net, x, explain::score::channel_sum{1});
     auto score = [&](const T& out) { return k.score(out, 1); };
+    auto score_with_bottleneck = [&](net_t& n, const T& input, const T& a, const auto& s) {
+      return score_with_level(n, input, a, level, s);
+    };
     // The hand-run decoder reproduces the network's output score at the unperturbed A.
     CHECK(score_with_bottleneck(net, x, ag.activation, score) == doctest::Approx(score(ag.output)).epsilon(1e-12));
     auto a = ag.activation.clone();
@@ -161,6 +174,14 @@ TEST_CASE("gradcam at the bottleneck: ∂score/∂A matches finite differences o
     }
     CHECK(worst < 1e-6);
   }
+}
+
+TEST_CASE("gradcam at the bottleneck and the decoder level: ∂score/∂A matches finite differences of the score in A") {
+  rng r(503);
+  auto net = make_net(r);
+  auto x = random_tensor({1, 1, 12, 16}, r);
+  check_against_finite_differences<explain::targets<net_t>::bottleneck>(net, x, 0);
+  check_against_finite_differences<explain::targets<net_t>::decoder>(net, x, 1);
 }
 
 TEST_CASE("gradcam restores the model's mode, leaves parameter gradients alone, and maps are [H, W] in [0, 1]") {

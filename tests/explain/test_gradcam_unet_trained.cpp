@@ -1,18 +1,26 @@
-// Grad-CAM on a U-Net trained (for a few seconds, cpu) to output a density map of bright blobs: on a new
-// image the map is brightest at the blobs and dark on the background, at both targets; the cpu backend's
-// fused inspection path gives the same maps as training-mode-free evaluation wants (mode restored).
+// Grad-CAM on U-Nets trained for a few seconds (cpu) to output density maps, at the three named targets:
+// of synthetic bright blobs (on a new image the head-input and bottleneck maps are brightest at the blobs;
+// the decoder level's is empty, reported) and of real cells (vgg-cells: on a held-out image the head-input
+// and decoder-level maps peak at the annotated cells; the bottleneck's marks background, reported). The
+// head-input target (the default) is the one that marks the objects in both. The cpu backend runs the fused
+// conv_bn_relu inspection path; mode restored.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
+#include <xtensor/xview.hpp>
+
 #include "microcount/backends/cpu.hpp"
 #include "microcount/core/parallel.hpp"
+#include "microcount/data/dataset.hpp"
 #include "microcount/explain/gradcam.hpp"
 #include "microcount/nn/loss.hpp"
 #include "microcount/nn/models/unet.hpp"
 #include "microcount/nn/optim.hpp"
+#include "test_support.hpp"
 
 using namespace microcount;
 using cpu = backend::cpu;
@@ -74,9 +82,13 @@ double distance_of_argmax(const xt::xtensor<float, 2>& map, const std::vector<bl
   return best;
 }
 
+std::string name_of(explain::target t) {
+  return t == explain::target::decoder ? "decoder" : t == explain::target::bottleneck ? "bottleneck" : "features";
+}
+
 }  // namespace
 
-TEST_CASE("gradcam of a trained density U-Net lights up where the blobs are (bottleneck and head-input targets)") {
+TEST_CASE("gradcam of a trained density U-Net lights up where the blobs are (decoder, bottleneck and head-input targets)") {
   rng r(601);
   constexpr index_t size = 32;
   auto net = spec::make<cpu>({.base_width = 8});
@@ -102,18 +114,20 @@ TEST_CASE("gradcam of a trained density U-Net lights up where the blobs are (bot
   const std::vector<std::vector<blob>> tests = {{{9, 22}}, {{20, 7}}, {{8, 8}, {23, 24}}};
   for (const auto& blobs : tests) {
     auto x = picture({blobs}, size, r, nullptr);
-    for (auto layer : {explain::target::bottleneck, explain::target::features}) {
-      CAPTURE(layer == explain::target::bottleneck ? "bottleneck" : "features");
+    for (auto layer : {explain::target::decoder, explain::target::bottleneck, explain::target::features}) {
+      const std::string where = name_of(layer);
+      CAPTURE(where);
       CAPTURE(blobs.size());
       auto map = explain::gradcam_for_class(net, x, explain::head_kind::density, 0, {.layer = layer});
       CHECK(net.get_mode() == nn::mode::evaluation);
       const auto [in, out] = inside_outside(map, blobs, 4.0);
       const double d = distance_of_argmax(map, blobs);
-      const std::string where = layer == explain::target::bottleneck ? "bottleneck" : "features";
       MESSAGE(where << ", " << blobs.size() << " blob(s): mean inside " << in << ", outside " << out << ", argmax "
                     << d << " px from a blob");
-      // The bottleneck map has 1/4 of the input's resolution (cells of 4 × 4 px): its maximum may sit up to
-      // two cells away; the head-input map is at full resolution.
+      // The bottleneck map has 1/4 of the input's resolution: its maximum may sit up to two cells (of 4 px)
+      // away. The decoder level is not checked here: its α are nearly all negative on these blobs and the
+      // map is empty (reported above; docs/explain.md).
+      if (layer == explain::target::decoder) continue;
       CHECK(d <= (layer == explain::target::bottleneck ? 8.0 : 2.0));
       CHECK(in > 3 * out);
     }
@@ -130,5 +144,85 @@ TEST_CASE("gradcam of a trained density U-Net lights up where the blobs are (bot
     const double correlation = (sab - sa * sb / n) / std::sqrt((saa - sa * sa / n) * (sbb - sb * sb / n));
     MESSAGE("correlation of the head-input map with the density: " << correlation);
     CHECK(correlation > 0.9);
+  }
+}
+
+TEST_CASE("gradcam on real cells (vgg-cells): a density U-Net trained on crops of 8 images explains a held-out crop where the cells are") {
+  MICROCOUNT_REQUIRE_DATA();
+  auto ds = data::open_dataset(test::data_dir() / "vgg-cells");
+  rng r(611);
+  constexpr index_t crop = 48;
+  struct image_t {
+    xt::xtensor<float, 2> pixels;  // [256, 256] scaled to [0, 1]
+    std::vector<io::point> points;
+  };
+  auto load = [&](std::size_t i) {
+    const auto s = ds.get(i, r);
+    image_t im;
+    im.pixels = xt::view(s.image.pixels, 0, 0, xt::all(), xt::all());
+    const float top = *std::max_element(im.pixels.begin(), im.pixels.end());
+    im.pixels /= top;
+    im.points = s.points;
+    return im;
+  };
+  std::vector<image_t> train;
+  for (std::size_t i = 0; i < 8; ++i) train.push_back(load(i));   // image_001 … image_008
+  const image_t held_out = load(100);                              // image_101
+  // A crop [crop, crop] at (y0, x0) and its peak-1 Gaussian density (σ 2 px) of the cells inside.
+  auto cut = [&](const image_t& im, index_t y0, index_t x0, float* x, float* density, std::vector<blob>* cells) {
+    for (index_t y = 0; y < crop; ++y)
+      for (index_t xx = 0; xx < crop; ++xx) x[y * crop + xx] = im.pixels(y0 + y, x0 + xx);
+    if (density) std::fill(density, density + crop * crop, 0.0f);
+    for (const io::point& p : im.points) {
+      const double py = p.y - y0, px = p.x - x0;
+      if (py < -6 || px < -6 || py > crop + 6 || px > crop + 6) continue;
+      if (cells && py >= 0 && px >= 0 && py < crop && px < crop) cells->push_back({py, px});
+      if (density)
+        for (index_t y = 0; y < crop; ++y)
+          for (index_t xx = 0; xx < crop; ++xx)
+            density[y * crop + xx] += static_cast<float>(std::exp(-((y - py) * (y - py) + (xx - px) * (xx - px)) / 8.0));
+    }
+  };
+  auto net = spec::make<cpu>({.base_width = 8});
+  net.build({4, 1, crop, crop}, r);
+  nn::adam<cpu> opt(nn::parameters_of(net), {.lr = 3e-3});
+  nn::mse_loss mse;
+  net.set_mode(nn::mode::training);
+  {
+    struct one_thread {
+      int saved = max_threads();
+      one_thread() { set_threads(1); }
+      ~one_thread() { set_threads(saved); }
+    } single;
+    for (int step = 0; step < 200; ++step) {
+      tensor<float, cpu> x({4, 1, crop, crop}), target({4, 1, crop, crop});
+      for (index_t b = 0; b < 4; ++b) {
+        const auto& im = train[static_cast<std::size_t>(r.uniform(0, 8)) % 8];
+        cut(im, static_cast<index_t>(r.uniform(0, 256 - crop)), static_cast<index_t>(r.uniform(0, 256 - crop)),
+            x.data() + b * crop * crop, target.data() + b * crop * crop, nullptr);
+      }
+      auto loss = mse.evaluate(net.forward(x), target);
+      net.backward(loss.gradient);
+      opt.step();
+    }
+  }
+  net.set_mode(nn::mode::evaluation);
+  // Held-out crops: the map is higher at the annotated cells than on average, for both targets.
+  for (const auto& [y0, x0] : std::vector<std::pair<index_t, index_t>>{{40, 40}, {150, 100}, {200, 200}}) {
+    tensor<float, cpu> x({1, 1, crop, crop});
+    std::vector<blob> cells;
+    cut(held_out, y0, x0, x.data(), nullptr, &cells);
+    REQUIRE(!cells.empty());
+    for (auto layer : {explain::target::decoder, explain::target::bottleneck, explain::target::features}) {
+      auto map = explain::gradcam_for_class(net, x, explain::head_kind::density, 0, {.layer = layer});
+      double at_cells = 0;
+      for (const blob& c : cells) at_cells += map(static_cast<std::size_t>(c.y), static_cast<std::size_t>(c.x)) / double(cells.size());
+      const double mean = std::accumulate(map.begin(), map.end(), 0.0) / double(map.size());
+      MESSAGE("image_101 crop at (" << y0 << ", " << x0 << "), " << cells.size() << " cells, " << name_of(layer)
+                                    << ": mean map at the cells " << at_cells << ", over the crop " << mean);
+      // The bottleneck is not checked: on these small objects its map highlights background (the reason it is
+      // not the default; the numbers above are the evidence quoted in docs/explain.md).
+      if (layer != explain::target::bottleneck) CHECK(at_cells > 3 * mean);
+    }
   }
 }

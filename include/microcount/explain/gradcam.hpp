@@ -2,7 +2,7 @@
 // Grad-CAM (Selvaraju et al., ICCV 2017) for the seq-composed models of nn/models, with any head.
 //
 //   auto map = explain::gradcam_for_class(net, x, explain::head_kind::density, 0);   // [H, W] in [0, 1]
-//   auto map = explain::gradcam(net, x, explain::score::sigmoid_sum{2}, {.layer = explain::target::features});
+//   auto map = explain::gradcam(net, x, explain::score::sigmoid_sum{2}, {.layer = explain::target::decoder});
 //   auto map = explain::gradcam_at<explain::path<0, 1, 0, 1>>(net, x, explain::score::count{1});
 //
 // For a target layer with output A [1, K, h, w] and a score s (a scalar function of the network output):
@@ -22,16 +22,20 @@
 // down to A (the layers before A are not back-propagated and run in evaluation mode, keeping nothing), and
 // no parameter gradient is computed. The model's mode is restored afterwards, also when an error is thrown.
 //
-// Targets by name (target::):
-//   bottleneck (the default) — the deepest level: the U-Net's level-0 block (input / 2^Depth) and the count
-//              regressor's trunk output. Why: the decoder's last block feeds the 1×1 head linearly, so its
-//              Grad-CAM is ReLU(head output − bias) for the density head — the prediction itself, no
-//              explanation (tests/explain/test_gradcam_unet.cpp shows it exactly). The bottleneck is where
-//              the network has the most context; its map says which regions the count depends on through
-//              the deep path, at 1/2^Depth resolution, the classic Grad-CAM choice (the last conv layer of
-//              the encoder).
-//   features — the input of the head: the U-Net decoder's last block output (full resolution); for the
-//              count regressor the same layer as bottleneck (the last conv block before global pooling).
+// Targets by name (target::), for the U-Net; for the count regressor all three are the trunk's output
+// (the last conv block before global pooling, the layer the original method uses for pooled heads):
+//   features (the default) — the decoder's last block, the input of the 1×1 head (full resolution). The
+//              head is linear, so for the density head this map is ReLU(output_c − bias_c), scaled: class c's
+//              positive evidence as the network outputs it (tests/explain/test_gradcam_unet.cpp checks the
+//              closed form). It is the only U-Net target whose map marked the objects on both synthetic
+//              blobs and real cells (tests/explain/test_gradcam_unet_trained.cpp).
+//   decoder — one level below the top: the output of level Depth−1, the input of the last upsampling (1/2
+//              resolution). Marks real cells, but on synthetic blobs its weights α were nearly all negative
+//              and the map empty: there it carried background, not objects.
+//   bottleneck — the deepest level (1/2^Depth), the classic Grad-CAM layer of encoders. Marks synthetic
+//              blobs, but on real cells its map lit up the background instead of the cells.
+// The deeper targets show what the deep path contributes, which in a U-Net with skips is often context;
+// see docs/explain.md for the measurements.
 #include <algorithm>
 #include <cmath>
 #include <concepts>
@@ -63,11 +67,11 @@ struct path {
   }
 };
 
-enum class target { bottleneck, features };
+enum class target { features, decoder, bottleneck };
 enum class head_kind { density, detection, regression };
 
 struct gradcam_options {
-  target layer = target::bottleneck;
+  target layer = target::features;
   bool normalize = true;  // scale the upsampled map to [0, 1]
 };
 
@@ -242,6 +246,16 @@ struct deepest_level<nn::seq<Block, nn::skip_concat<nn::seq<Pool, Deeper, Up>>, 
   using type = typename join<path<1, 0, 1>, typename deepest_level<Deeper>::type>::type;
 };
 
+// One level down: seq<block, skip_concat<seq<pool, deeper, up>>, block> -> the deeper level's output.
+template <class L>
+struct next_level {
+  using type = path<>;
+};
+template <class Block, class Pool, class Deeper, class Up, class Block2>
+struct next_level<nn::seq<Block, nn::skip_concat<nn::seq<Pool, Deeper, Up>>, Block2>> {
+  using type = path<1, 0, 1>;
+};
+
 template <class Model>
 struct mode_guard {
   Model& model;
@@ -261,6 +275,7 @@ template <class Model>
 struct targets {
   using body = std::tuple_element_t<0, decltype(detail::seq_of<Model>::layers)>;
   using features = path<0>;
+  using decoder = typename detail::join<path<0>, typename detail::next_level<body>::type>::type;
   using bottleneck = typename detail::join<path<0>, typename detail::deepest_level<body>::type>::type;
 };
 
@@ -387,9 +402,12 @@ xt::xtensor<float, 2> gradcam_at(Model& net, const nn::tensor_t<B>& x, ScoreGrad
 template <class Model, class ScoreGradient, class B = typename Model::backend_type>
   requires detail::seq_model<Model>
 gradcam_result gradcam_details(Model& net, const nn::tensor_t<B>& x, ScoreGradient&& score_gradient, gradcam_options options = {}) {
-  if (options.layer == target::features)
-    return gradcam_at_details<typename targets<Model>::features>(net, x, score_gradient, options.normalize);
-  return gradcam_at_details<typename targets<Model>::bottleneck>(net, x, score_gradient, options.normalize);
+  switch (options.layer) {
+    case target::decoder: return gradcam_at_details<typename targets<Model>::decoder>(net, x, score_gradient, options.normalize);
+    case target::bottleneck: return gradcam_at_details<typename targets<Model>::bottleneck>(net, x, score_gradient, options.normalize);
+    case target::features: break;
+  }
+  return gradcam_at_details<typename targets<Model>::features>(net, x, score_gradient, options.normalize);
 }
 template <class Model, class ScoreGradient, class B = typename Model::backend_type>
   requires detail::seq_model<Model>
