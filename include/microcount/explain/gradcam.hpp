@@ -41,6 +41,7 @@
 #include <concepts>
 #include <cstddef>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
