@@ -1,9 +1,5 @@
 // microcount train DATA_DIR [--out RUN_DIR] [--config FILE] [--epochs N] [--seed S] [--resume CKPT] …
-#include <chrono>
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <unistd.h>
@@ -11,26 +7,14 @@
 #include "command.hpp"
 #include "microcount/core/parallel.hpp"
 #include "microcount/data/dataset.hpp"
-#include "microcount/io/atomic_file.hpp"
-#include "pipelines.hpp"
-#include "microcount/train/curves.hpp"
 #include "microcount/train/run_folder.hpp"
-#include "reporting.hpp"
+#include "training_run.hpp"
 #include "training_setup.hpp"
 
 namespace microcount::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// --resume RUN_DIR | TrainingRun | CKPT -> the latest checkpoint to continue from.
-fs::path resume_checkpoint(const fs::path& given) {
-  std::error_code ec;
-  if (fs::is_regular_file(given, ec)) return given;
-  for (const fs::path rel : {"TrainingRun/checkpoints/latest_model.mcm", "checkpoints/latest_model.mcm"})
-    if (fs::is_regular_file(given / rel, ec)) return given / rel;
-  throw error(given.string(), "no latest_model.mcm to resume from (give a run folder or a checkpoint)");
-}
 
 train::run_folder open_or_create(const fs::path& root) {
   std::error_code ec;
@@ -62,48 +46,20 @@ int run_train(const std::vector<std::string>& args) {
   const train::run_layout layout = run.training();
   if (!resume && std::filesystem::exists(layout.latest_model()))
     throw error(run.root().string(), "already holds a training run (resume it with --resume " + run.root().string() + ")");
-  layout.create_directories();
-  train::write_json_atomically(layout.hyperparameters_json(), train::to_json(hp));
   const bool tty = isatty(2) && !a.has("quiet");
-  train::run_log log(layout.log_txt());
-  train::training_options o;
-  o.checkpoints = layout.checkpoints_dir();
-  o.resume = resume;
-  if (a.has("max-epochs")) o.max_epochs = a.integer("max-epochs", 0);
-  o.log = [&](const std::string& line) {
+  training_run_options ro;
+  ro.resume = resume;
+  if (a.has("max-epochs")) ro.max_epochs = a.integer("max-epochs", 0);
+  ro.echo = [&](const std::string& line) {
     if (tty) std::cerr << "\r\033[K";
     if (!a.has("quiet")) std::cerr << line << "\n";
-    log.write(line);
   };
-  if (tty) o.progress = [&](const std::string& line) { std::cerr << "\r\033[K" << line << std::flush; };
-  o.on_epoch = [&](const train::epoch_record&, const train::history& h) { train::write_training_curves(h, layout.training_curves()); };
-  for (const auto& w : ds.warnings()) o.log("warning: " + w);
+  if (tty) ro.progress = [&](const std::string& line) { std::cerr << "\r\033[K" << line << std::flush; };
+  const auto r = run_training(hp, ds, data_dir, split, layout, run.root(), ro);
 
-  const auto first = ds.image(split.train.front());
-  auto p = make_pipeline(hp, ds.labels(), static_cast<index_t>(first->channels()));
-  o.log("data " + data_dir.string() + ": " + std::to_string(ds.size()) + " images, classes " + nlohmann::json(ds.labels()).dump() +
-        "; split " + std::to_string(split.train.size()) + " train / " + std::to_string(split.validation.size()) + " validation / " +
-        std::to_string(split.test.size()) + " test; " + p->architecture() + ", " + std::to_string(p->parameters()) +
-        " parameters, " + std::to_string(max_threads()) + " threads");
-  o.log("run folder " + run.root().string());
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto result = p->fit(ds, split, o);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  o.log(result.stop_reason + "; best epoch " + std::to_string(result.best_epoch) + ", " + train::format_duration(seconds));
-
-  nlohmann::json summary = {{"run", run.root().string()}, {"seconds", seconds}, {"epochs", result.epochs.size()},
-                            {"best_epoch", result.best_epoch}};
-  if (result.stop_reason.rfind("paused", 0) != 0) {
-    // The best model on the test images (or the validation images when there is no test set).
-    p->load(fs::is_regular_file(result.best_checkpoint) ? result.best_checkpoint : result.latest_checkpoint);
-    const auto& shown = split.test.empty() ? split.validation : split.test;
-    if (!shown.empty()) {
-      const auto r = evaluate_into(*p, ds, shown, layout.dir, static_cast<std::size_t>(hp.samples), tty ? o.progress : nullptr);
-      if (tty) std::cerr << "\r\033[K";
-      o.log(std::string(split.test.empty() ? "validation" : "test") + " results: " + train::to_json(r).dump());
-      summary[split.test.empty() ? "validation" : "test"] = train::to_json(r);
-    }
-  }
+  nlohmann::json summary = {{"run", run.root().string()}, {"seconds", r.seconds}, {"epochs", r.fit.epochs.size()},
+                            {"best_epoch", r.fit.best_epoch}};
+  if (r.scores) summary[r.scored_on] = train::to_json(*r.scores);
   std::cout << summary.dump() << "\n";
   return 0;
 }
