@@ -123,10 +123,13 @@ int main(int argc, char** argv) try {
       train::sample_panel panel;
       panel.title = ds.name(i) + " - Grad-CAM of '" + classes[k] + "'";
       panel.image = xt::view(image->pixels, 0);  // [C, H, W]
-      panel.labels = classes;
-      for (const auto& q : ds.points(i))  // the truth of this class only, to compare with the heat
-        if (q.label == static_cast<int>(k)) panel.truth_points.push_back(q);
-      panel.predicted_counts = r.counts;
+      panel.labels = {classes[k]};  // one class per picture: its truth points and its count
+      for (auto q : ds.points(i))
+        if (q.label == static_cast<int>(k)) {
+          q.label = 0;
+          panel.truth_points.push_back(q);
+        }
+      panel.predicted_counts = {r.counts[k]};
       panel.grad_cam = train::pipeline_gradcam(counter, *image, static_cast<int>(k));  // [H, W] in [0, 1]
       const fs::path png = out.sample(fs::path(ds.name(i)).stem().string() + "_gradcam_" + classes[k]);
       train::write_sample_panel(png, panel);
