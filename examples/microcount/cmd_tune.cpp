@@ -95,6 +95,8 @@ int run_tune(const std::vector<std::string>& args) {
   if (resuming) {
     root = a.get("resume");
     require(fs::is_directory(*root), root->string(), "no such tuning folder to resume");
+    require(fs::is_regular_file(*root / settings_file), (*root / settings_file).string(),
+            "not found: " + root->string() + " is not a folder made by microcount tune");
     stored = train::read_json(*root / settings_file);
     for (const char* key : {"data", "grid", "base", "split"})
       require(stored.is_object() && stored.contains(key), (*root / settings_file).string(), std::string("has no \"") + key + "\"");

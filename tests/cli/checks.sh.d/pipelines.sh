@@ -101,6 +101,8 @@ else
   else
     fail "tune exited non-zero: $(tail -n 3 "$tmp/tune_err")"
   fi
+  mkdir -p "$tmp/not_a_tune"
+  expect_error "tune_settings.json" "$mc" tune --resume "$tmp/not_a_tune"
   expect_error "nosuchkey" "$mc" tune "$vgg" --grid '{"nosuchkey":[1,2]}' --out "$tmp/tune_bad" --train 1-6
   expect_error "lr" "$mc" tune "$vgg" --grid '{"lr":["fast"]}' --out "$tmp/tune_bad2" --train 1-6
   if [ ! -e "$tmp/tune_bad/Sweep_0" ]; then pass; else fail "tune with an unknown grid key started a sweep"; fi
