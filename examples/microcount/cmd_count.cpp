@@ -43,7 +43,7 @@ std::vector<fs::path> image_files(const std::vector<std::string>& args) {
 
 int run_count(const std::vector<std::string>& args) {
   const arguments a(args, {"quiet"});
-  a.allow_only({"model", "out", "threads", "quiet", "tta"});
+  a.allow_only({"model", "out", "threads", "quiet"});
   require(a.has("model"), "microcount", "count needs --model RUN_DIR|CKPT");
   require(a.has("out"), "microcount", "count needs --out DIR");
   require(!a.positional.empty(), "microcount", "count needs at least one IMAGE or DIR");

@@ -141,3 +141,34 @@ TEST_CASE("density pipeline: predicts images of any size; checkpoints of another
   small_counter wider(hp, ds.labels(), 1);
   CHECK_THROWS_WITH_AS(wider.load(dir / "m.mcm"), doctest::Contains("does not fit this model"), error);
 }
+
+TEST_CASE("density pipeline: the weight average is what best_model holds and what a loaded latest_model predicts with") {
+  const auto ds = data::open_dataset(synthetic_folder());
+  auto hp = small_hp();
+  hp.epochs = 2;
+  hp.ema = 0.9;
+  small_counter p(hp, ds.labels(), 1);
+  train::training_options o;
+  o.checkpoints = test::scratch("pipeline_ema");
+  const auto r = train::fit(p, ds, fixed_split(), o);
+  io::image im = *ds.image(7);
+  const auto trained = p.predict(im);  // the average, swapped in for inference
+  small_counter best(hp, ds.labels(), 1), latest(hp, ds.labels(), 1);
+  latest.load(r.latest_checkpoint);
+  const auto from_latest = latest.predict(im);
+  CHECK(from_latest.maps == trained.maps);
+  if (r.best_epoch == 2) {
+    best.load(r.best_checkpoint);
+    CHECK(best.predict(im).maps == trained.maps);
+  }
+  // The raw weights differ from the average (so the average is really used).
+  hp.ema = 0;
+  small_counter raw(hp, ds.labels(), 1);
+  raw.load(r.latest_checkpoint);
+  CHECK(raw.predict(im).maps != trained.maps);
+  // A checkpoint saved without an average, loaded where ema > 0, predicts with its own weights.
+  raw.save(o.checkpoints / "no_average.mcm", {}, true);
+  small_counter again(small_hp(), ds.labels(), 1);
+  again.load(o.checkpoints / "no_average.mcm");
+  CHECK(again.predict(im).maps == raw.predict(im).maps);
+}

@@ -210,7 +210,17 @@ class pipeline {
       add_average(state);
     }
     const auto h = file.load_into(state, architecture());
-    if (!header.has_optimizer) average_.clear();  // inference weights: already the average
+    if (!header.has_optimizer) {
+      average_.clear();  // inference weights: already the average
+    } else if (!average_.empty()) {
+      bool saved = false;  // a run saved without an average starts one from the loaded weights
+      for (const auto& t : file.header.at("tensors")) saved = saved || t.at("name") == "average.0";
+      if (!saved) {
+        average_.clear();
+        average_steps_ = 0;
+        for (auto* t : averaged_targets()) average_.push_back(t->clone());
+      }
+    }
     const auto saved_labels = h.metadata.value("labels", nlohmann::json::array());
     require(saved_labels == nlohmann::json(labels_), path.string(),
             "checkpoint classes " + saved_labels.dump() + " differ from " + nlohmann::json(labels_).dump());
