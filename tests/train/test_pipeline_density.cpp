@@ -172,3 +172,38 @@ TEST_CASE("density pipeline: the weight average is what best_model holds and wha
   again.load(o.checkpoints / "no_average.mcm");
   CHECK(again.predict(im).maps == raw.predict(im).maps);
 }
+
+TEST_CASE("density pipeline: count calibration multiplies the counts per class and travels with the checkpoint") {
+  const auto ds = data::open_dataset(synthetic_folder());
+  small_counter p(small_hp(), ds.labels(), 1);
+  const io::image im = *ds.image(0);
+  const auto plain = p.predict(im);
+  p.set_count_scale({1.1});
+  const auto scaled = p.predict(im);
+  CHECK(scaled.counts[0] == doctest::Approx(1.1 * plain.counts[0]));
+  CHECK(scaled.points.size() == plain.points.size());  // points are not touched
+  const auto dir = test::scratch("pipeline_calibration");
+  p.save(dir / "m.mcm", {}, false);
+  small_counter q(small_hp(), ds.labels(), 1);
+  q.load(dir / "m.mcm");
+  CHECK(q.count_scale() == std::vector<double>{1.1});
+  CHECK(q.predict(im).counts[0] == doctest::Approx(scaled.counts[0]));
+  // The fitted factor is truth / predicted over the validation samples, within [0.8, 1.25], when a class
+  // has at least 50 validation points; here each sample's points are repeated to reach that.
+  std::vector<data::sample> val;
+  double truth = 0, predicted = 0;
+  q.set_count_scale({});
+  for (std::size_t i = 0; i < 8; ++i) {
+    data::sample s = q.normalized(*ds.image(i), ds.name(i));
+    for (int rep = 0; rep < 4; ++rep) s.points.insert(s.points.end(), ds.points(i).begin(), ds.points(i).end());
+    truth += static_cast<double>(s.points.size());
+    predicted += q.predict_normalized(s).counts[0];
+    val.push_back(std::move(s));
+  }
+  REQUIRE(truth >= 50);
+  const auto scale = train::fit_count_scale(q, val);
+  CHECK(scale[0] == doctest::Approx(predicted > 0 ? std::clamp(truth / predicted, 0.8, 1.25) : 1.0));
+  val.resize(1);
+  val[0].points.resize(10);
+  CHECK(train::fit_count_scale(q, val)[0] == 1.0);  // too few points: no factor
+}

@@ -77,6 +77,7 @@ inline void collect_peaks(image_prediction& out, const xt::xtensor<float, 3>& ma
 struct density {
   static constexpr std::string_view name = "density";
   static constexpr bool dense = true;
+  static constexpr bool calibrated_counts = true;  // counts are sums: a validation-fitted factor applies
 
   // [N, K, H, W]: unit-mass Gaussians × density_scale.
   template <backend_tag B>
@@ -110,6 +111,7 @@ struct density {
 struct detection {
   static constexpr std::string_view name = "detection";
   static constexpr bool dense = true;
+  static constexpr bool calibrated_counts = false;  // counts are numbers of points
 
   // [N, K, H, W]: peak-1 Gaussians (max where they overlap), values in [0, 1].
   template <backend_tag B>
@@ -149,6 +151,7 @@ struct detection {
 struct regression {
   static constexpr std::string_view name = "regression";
   static constexpr bool dense = false;
+  static constexpr bool calibrated_counts = true;
 
   // density holds the count vector [N, K] of each crop.
   template <backend_tag B>
@@ -182,6 +185,7 @@ template <class H>
 concept counting_head = requires {
   { H::name } -> std::convertible_to<std::string_view>;
   { H::dense } -> std::convertible_to<bool>;
+  { H::calibrated_counts } -> std::convertible_to<bool>;
 };
 
 }  // namespace microcount::train

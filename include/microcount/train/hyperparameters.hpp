@@ -51,9 +51,11 @@ struct hyperparameters {
   double lr = 1e-3;
   double weight_decay = 0.0;
   std::string schedule = "cosine";   // constant | cosine | step | plateau
-  std::int64_t epochs = 60;
+  std::int64_t epochs = 50;
   std::int64_t patience = 0;         // early stopping: epochs without a better validation MAE (0: off)
   double clip_grad_norm = 0.0;       // 0: off
+  bool calibrate = true;             // after training, fit one factor per class on the validation counts
+                                     // (density and regression heads; needs >= 50 validation points per class)
   double ema = 0.995;                // validation, best model and inference use an exponential moving
                                      // average of the weights with this decay (0: off; the raw weights train)
 
@@ -98,6 +100,7 @@ void for_each_field(hyperparameters& h, F&& f) {
   f("patience", h.patience);
   f("clip_grad_norm", h.clip_grad_norm);
   f("ema", h.ema);
+  f("calibrate", h.calibrate);
   f("seed", h.seed);
   f("threads", h.threads);
   f("tta", h.tta);

@@ -175,13 +175,21 @@ class pipeline {
     const auto& px = s.image.pixels;  // [1, C, H, W]
     xt::xtensor<float, 3> image = xt::xtensor<float, 3>::from_shape({px.shape()[1], px.shape()[2], px.shape()[3]});
     std::copy(px.begin(), px.end(), image.begin());
-    return Head::decode(raw_output(image, progress), hp_);
+    image_prediction r = Head::decode(raw_output(image, progress), hp_);
+    if constexpr (Head::calibrated_counts)
+      for (std::size_t k = 0; k < count_scale_.size() && k < r.counts.size(); ++k) r.counts[k] *= count_scale_[k];
+    return r;
   }
+
+  // Per-class factors on the counts, fitted on validation images after training (fit_count_scale in
+  // trainer.hpp; empty = 1). Only heads whose counts are sums (density, regression) use them.
+  [[nodiscard]] const std::vector<double>& count_scale() const { return count_scale_; }
+  void set_count_scale(std::vector<double> s) { count_scale_ = std::move(s); }
 
   // ---- checkpoints -------------------------------------------------------------------------------
   // The metadata stored with the weights: enough to rebuild this pipeline from the file alone.
   [[nodiscard]] nlohmann::json metadata() const {
-    return {{"hyperparameters", to_json(hp_)}, {"labels", labels_}, {"channels", channels_},
+    return {{"hyperparameters", to_json(hp_)}, {"labels", labels_}, {"channels", channels_}, {"count_scale", count_scale_},
             {"head", std::string(Head::name)}, {"model", Spec::name()}};
   }
   // with_optimizer: everything to resume (raw weights, optimizer, the weight average); without: the
@@ -221,6 +229,12 @@ class pipeline {
         for (auto* t : averaged_targets()) average_.push_back(t->clone());
       }
     }
+    count_scale_.clear();
+    if (h.metadata.contains("count_scale") && h.metadata.at("count_scale").is_array())
+      for (const nlohmann::json& v : h.metadata.at("count_scale")) {
+        const double f = v.is_number() ? v.get<double>() : 0.0;
+        if (std::isfinite(f) && f > 0) count_scale_.push_back(f);
+      }
     const auto saved_labels = h.metadata.value("labels", nlohmann::json::array());
     require(saved_labels == nlohmann::json(labels_), path.string(),
             "checkpoint classes " + saved_labels.dump() + " differ from " + nlohmann::json(labels_).dump());
@@ -318,6 +332,7 @@ class pipeline {
   std::unique_ptr<optimizer_variant> opt_;
   std::vector<tensor<float, B>> average_;  // empty: no average (ema = 0, before the first step, or inference weights)
   std::int64_t average_steps_ = 0;
+  std::vector<double> count_scale_;
 };
 
 }  // namespace microcount::train
