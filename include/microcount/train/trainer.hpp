@@ -143,7 +143,9 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
   // ---- data views ------------------------------------------------------------------------------
   auto train_images = data::cached(data::normalize_percentile(data::subset(ds, split.train), hp.normalize_low, hp.normalize_high));
   const auto side = static_cast<std::size_t>(hp.patch);
-  const auto per_image = static_cast<std::size_t>(hp.patches_per_image);
+  // The regression head learns from count vectors of crops; it may want more crops per image than a map head.
+  const auto per_image = static_cast<std::size_t>(!P::head_type::dense && hp.regression_crops > 0 ? hp.regression_crops
+                                                                                                  : hp.patches_per_image);
   const data::intensity_options jitter{{-hp.brightness, hp.brightness}, {1 - hp.contrast, 1 + hp.contrast}, {1, 1}};
   const bool jitter_on = hp.brightness > 0 || hp.contrast > 0;
   auto crops = data::random_scaled_patches(train_images, side, side, hp.scale_min, hp.scale_max, per_image);
