@@ -51,6 +51,7 @@ tensor<float, B> stack_images(std::span<const data::sample> samples) {
                       static_cast<index_t>(first.height()), static_cast<index_t>(first.width())});
   const std::size_t values = first.channels() * first.height() * first.width();
   for (std::size_t i = 0; i < samples.size(); ++i) {
+    require(samples[i].image.frames() == 1, samples[i].name, "a batch takes still images");
     require(samples[i].image.pixels.size() == values, samples[i].name, "differs in size from the batch's first sample");
     std::copy(samples[i].image.pixels.begin(), samples[i].image.pixels.end(), x.data() + i * values);
   }
@@ -116,8 +117,12 @@ struct detection {
   // [N, K, H, W]: peak-1 Gaussians (max where they overlap), values in [0, 1].
   template <backend_tag B>
   static data::training_batch<B> batch(std::span<const data::sample> samples, const hyperparameters& hp, std::size_t classes) {
-    auto b = data::make_batch<B>(samples, {.sigma = hp.sigma, .scale = 1.0, .classes = classes});
-    const std::size_t h = b.images.dim(2), w = b.images.dim(3);
+    // The images stacked as make_batch does, but only the peak-1 maps rasterised (not unit-mass ones too).
+    data::training_batch<B> b;
+    b.images = detail::stack_images<B>(samples);
+    const auto h = static_cast<std::size_t>(b.images.dim(2)), w = static_cast<std::size_t>(b.images.dim(3));
+    b.density = tensor<float, B>({b.images.dim(0), static_cast<index_t>(classes), b.images.dim(2), b.images.dim(3)});
+    b.counts.resize(samples.size());
     target::gaussian_options g;
     g.sigma = hp.sigma;
     g.norm = target::normalization::peak_one;
@@ -125,8 +130,14 @@ struct detection {
     g.skip_outside = true;
     const std::size_t map_values = classes * h * w;
     for (std::size_t i = 0; i < samples.size(); ++i) {
-      const auto d = target::gaussian_density(samples[i].points, h, w, g);  // [K, H, W]
+      xt::xtensor<float, 3> d;  // [K, H, W]
+      try {
+        d = target::gaussian_density(samples[i].points, h, w, g);
+      } catch (const error& e) {
+        throw error(samples[i].name, e.what());
+      }
       std::copy(d.begin(), d.end(), b.density.data() + i * map_values);
+      b.counts[i] = samples[i].points.size();
     }
     return b;
   }
