@@ -4,6 +4,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 namespace microcount::backend {
@@ -65,6 +66,11 @@ struct memory {
     return p;
   }
   static void release(void* p) noexcept { std::free(p); }
+  // The same four transfers device backends offer, so code can move data without asking where it lives.
+  static void copy(void* dst, const void* src, std::size_t bytes) { if (bytes) std::memcpy(dst, src, bytes); }
+  static void zero(void* dst, std::size_t bytes) { if (bytes) std::memset(dst, 0, bytes); }
+  static void upload(void* dst, const void* host_src, std::size_t bytes) { copy(dst, host_src, bytes); }
+  static void download(void* host_dst, const void* src, std::size_t bytes) { copy(host_dst, src, bytes); }
 };
 
 }  // namespace microcount

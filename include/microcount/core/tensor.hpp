@@ -137,6 +137,10 @@ class tensor {
     return tensor_view<const T, Rank>::contiguous(data(), extents<Rank>());
   }
 
+  // Transfers between this tensor's memory and host memory of size() elements (a copy on host backends).
+  void upload(const T* host_src) { memory<B>::upload(data(), host_src, sizeof(T) * static_cast<std::size_t>(size())); }
+  void download(T* host_dst) const { memory<B>::download(host_dst, data(), sizeof(T) * static_cast<std::size_t>(size())); }
+
   // Host element access (host backends only), row-major flat index.
   T& operator[](index_t i) requires(B::host_memory) { return data_.get()[i]; }
   const T& operator[](index_t i) const requires(B::host_memory) { return data_.get()[i]; }

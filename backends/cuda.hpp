@@ -1,0 +1,6 @@
+#pragma once
+// The cuda backend: hand-written CUDA kernels for every op of the network core. Include to use
+// backend::cuda, from a .cu file compiled by nvcc (GPU), or from any C++ file with MICROCOUNT_CUDA_EMULATE
+// defined (the host emulator: the same kernel bodies run on the CPU). See docs/cuda.md.
+#include "microcount/backends/cuda/runtime.cuh"
+#include "microcount/backends/cuda/launch.cuh"
