@@ -4,3 +4,9 @@
 // defined (the host emulator: the same kernel bodies run on the CPU). See docs/cuda.md.
 #include "microcount/backends/cuda/runtime.cuh"
 #include "microcount/backends/cuda/launch.cuh"
+#include "microcount/backends/cuda/conv.cuh"
+#include "microcount/backends/cuda/activation.cuh"
+#include "microcount/backends/cuda/misc.cuh"
+#include "microcount/backends/cuda/norm.cuh"
+#include "microcount/backends/cuda/pool.cuh"
+#include "microcount/backends/cuda/resample.cuh"

@@ -1,0 +1,3 @@
+#pragma once
+// (being written: kernels of the conv ops for backend::cuda)
+#include "microcount/backends/cuda/launch.cuh"
