@@ -9,7 +9,8 @@
 //   forward           y [OC × N·out] = w [OC × IC·taps] · im2col(x) [IC·taps × N·out]        (+ bias[oc])
 //   backward_data     dx [IC × N·in] = wᵀ [IC × OC·taps] · gather(dy) [OC·taps × N·in]      (+ bias[ic])
 //                     the scatter of the adjoint written as a gather: input pixel i receives, through
-//                     tap t, the output pixel o with o·stride − pad + t·dilation = i, when it exists
+//                     tap t, the output pixel o with o·stride − pad + t·dilation = i, when it exists;
+//                     one GEMM per stride phase (i mod stride), over only the taps that phase meets
 //   backward_weights  dw [OC × IC·taps] = dy [OC × N·out] · im2col(x)ᵀ [N·out × IC·taps]
 //                     (the long N·out depth is split over blocks and the splits summed in a fixed order)
 //   bias gradient     one block per channel, a fixed-order tree reduction in shared memory
@@ -40,46 +41,40 @@ struct conv_shape {
   int in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1};
   int stride[3] = {1, 1, 1}, pad[3] = {0, 0, 0}, dil[3] = {1, 1, 1};
   int in_size = 1, out_size = 1, taps = 1;  // products of in, out, k
+  // The divisions of every gather, by multiplication (int_divisor).
+  int_divisor by_taps, by_out_size, by_out_hw, by_out_w, by_k_hw, by_k_w;
+
+  void prepare_divisors() {
+    by_taps = int_divisor::of(taps);
+    by_out_size = int_divisor::of(out_size > 0 ? out_size : 1);
+    by_out_hw = int_divisor::of(out[1] * out[2] > 0 ? out[1] * out[2] : 1);
+    by_out_w = int_divisor::of(out[2] > 0 ? out[2] : 1);
+    by_k_hw = int_divisor::of(k[1] * k[2]);
+    by_k_w = int_divisor::of(k[2]);
+  }
+  // (od, oh, ow) of the flat output position o
+  MICROCOUNT_HOST_DEVICE void output_position(int o, int* p) const {
+    p[0] = by_out_hw.div(o);
+    const int rest = o - p[0] * (out[1] * out[2]);
+    p[1] = by_out_w.div(rest);
+    p[2] = rest - p[1] * out[2];
+  }
+  // (kd, kh, kw) of the flat tap t
+  MICROCOUNT_HOST_DEVICE void tap_position(int t, int* p) const {
+    p[0] = by_k_hw.div(t);
+    const int rest = t - p[0] * (k[1] * k[2]);
+    p[1] = by_k_w.div(rest);
+    p[2] = rest - p[1] * k[2];
+  }
+  // The offset of (id, ih, iw) in one input plane, or −1 when it falls in the padding.
+  MICROCOUNT_HOST_DEVICE int input_offset(const int* i) const {
+    for (int a = 0; a < 3; ++a)
+      if (i[a] < 0 || i[a] >= in[a]) return -1;
+    return (i[0] * in[1] + i[1]) * in[2] + i[2];
+  }
 };
 
-// The offset within one input plane that output position o reads through tap t, or −1 in the padding.
-MICROCOUNT_HOST_DEVICE inline int tap_source(const conv_shape& g, int o, int t) {
-  const int o_axis[3] = {o / (g.out[1] * g.out[2]), o / g.out[2] % g.out[1], o % g.out[2]};  // (od, oh, ow)
-  const int k_axis[3] = {t / (g.k[1] * g.k[2]), t / g.k[2] % g.k[1], t % g.k[2]};            // (kd, kh, kw)
-  int offset = 0;
-  for (int a = 0; a < 3; ++a) {
-    const int i = o_axis[a] * g.stride[a] - g.pad[a] + k_axis[a] * g.dil[a];
-    if (i < 0 || i >= g.in[a]) return -1;
-    offset = offset * g.in[a] + i;
-  }
-  return offset;
-}
-
-// The offset within one output plane whose tap t reads input position i, or −1 when none does
-// (i + pad − t·dilation is negative, not a multiple of the stride, or past the output).
-MICROCOUNT_HOST_DEVICE inline int tap_target(const conv_shape& g, int i, int t) {
-  const int i_axis[3] = {i / (g.in[1] * g.in[2]), i / g.in[2] % g.in[1], i % g.in[2]};  // (id, ih, iw)
-  const int k_axis[3] = {t / (g.k[1] * g.k[2]), t / g.k[2] % g.k[1], t % g.k[2]};      // (kd, kh, kw)
-  int offset = 0;
-  for (int a = 0; a < 3; ++a) {
-    const int shifted = i_axis[a] + g.pad[a] - k_axis[a] * g.dil[a];
-    if (shifted < 0 || shifted % g.stride[a] != 0) return -1;
-    const int o = shifted / g.stride[a];
-    if (o >= g.out[a]) return -1;
-    offset = offset * g.out[a] + o;
-  }
-  return offset;
-}
-
-// im2col(x) [IC·taps × N·out] without materialising it: the forward's B and the weight gradient's Bᵀ.
-MICROCOUNT_HOST_DEVICE inline float im2col(const conv_shape& g, const float* x, int k, int col) {
-  const int c = k / g.taps, t = k % g.taps;
-  const int image = col / g.out_size, o = col % g.out_size;
-  const int source = tap_source(g, o, t);
-  return source < 0 ? 0.f : x[(image * g.ic + c) * g.in_size + source];  // x [N, IC, in]
-}
-
-// y [OC × N·out] = w [OC × IC·taps] · im2col(x) + bias[oc]
+// y [OC × N·out] = w [OC × IC·taps] · im2col(x) [IC·taps × N·out] + bias[oc]
 struct forward_gemm {
   static constexpr const char* name = "conv_forward_gemm";
   static constexpr bool b_depth_contiguous = false;
@@ -88,36 +83,32 @@ struct forward_gemm {
   const float* w;     // [OC, IC, k]
   const float* bias;  // [OC] or null
   float* y;           // [N, OC, out]
-  MICROCOUNT_HOST_DEVICE float a(int oc, int k) const { return w[oc * (g.ic * g.taps) + k]; }
-  MICROCOUNT_HOST_DEVICE float b(int k, int col) const { return im2col(g, x, k, col); }
-  MICROCOUNT_HOST_DEVICE void store(int oc, int col, float v) const {
-    const int image = col / g.out_size, o = col % g.out_size;
-    y[(image * g.oc + oc) * g.out_size + o] = bias ? v + bias[oc] : v;
-  }
-};
 
-// dx [IC × N·in] = wᵀ [IC × OC·taps] · gather(dy) [OC·taps × N·in] + bias[ic]
-struct backward_data_gemm {
-  static constexpr const char* name = "conv_backward_data_gemm";
-  static constexpr bool b_depth_contiguous = false;
-  conv_shape g;
-  const float* dy;    // [N, OC, out]
-  const float* w;     // [OC, IC, k]
-  const float* bias;  // [IC] or null (conv_transpose's forward)
-  float* dx;          // [N, IC, in]
-  MICROCOUNT_HOST_DEVICE float a(int ic, int k) const {
-    const int oc = k / g.taps, t = k % g.taps;
-    return w[(oc * g.ic + ic) * g.taps + t];
+  struct column {
+    int image_offset = 0;          // of x's image
+    int corner[3] = {0, 0, 0};     // o·stride − pad: the input position of tap (0, 0, 0)
+  };
+  MICROCOUNT_HOST_DEVICE column b_column(int col) const {
+    const int image = g.by_out_size.div(col);
+    int o[3];
+    g.output_position(col - image * g.out_size, o);
+    column c;
+    c.image_offset = image * g.ic * g.in_size;
+    for (int a = 0; a < 3; ++a) c.corner[a] = o[a] * g.stride[a] - g.pad[a];
+    return c;
   }
-  MICROCOUNT_HOST_DEVICE float b(int k, int col) const {
-    const int oc = k / g.taps, t = k % g.taps;
-    const int image = col / g.in_size, i = col % g.in_size;
-    const int target = tap_target(g, i, t);
-    return target < 0 ? 0.f : dy[(image * g.oc + oc) * g.out_size + target];
+  MICROCOUNT_HOST_DEVICE float a(int oc, int k) const { return w[oc * (g.ic * g.taps) + k]; }
+  MICROCOUNT_HOST_DEVICE float b(int k, const column& c) const {  // im2col(x)[k = (ic, tap), col]
+    const int channel = g.by_taps.div(k);
+    int kp[3], i[3];
+    g.tap_position(k - channel * g.taps, kp);
+    for (int a = 0; a < 3; ++a) i[a] = c.corner[a] + kp[a] * g.dil[a];
+    const int offset = g.input_offset(i);
+    return offset < 0 ? 0.f : x[c.image_offset + channel * g.in_size + offset];
   }
-  MICROCOUNT_HOST_DEVICE void store(int ic, int col, float v) const {
-    const int image = col / g.in_size, i = col % g.in_size;
-    dx[(image * g.ic + ic) * g.in_size + i] = bias ? v + bias[ic] : v;
+  MICROCOUNT_HOST_DEVICE void store(int oc, int col, float v) const {
+    const int image = g.by_out_size.div(col), o = col - image * g.out_size;
+    y[(image * g.oc + oc) * g.out_size + o] = bias ? v + bias[oc] : v;
   }
 };
 
@@ -129,13 +120,157 @@ struct backward_weights_gemm {
   const float* x;   // [N, IC, in]
   const float* dy;  // [N, OC, out]
   float* dw;        // [OC, IC, k]
-  MICROCOUNT_HOST_DEVICE float a(int oc, int k) const {
-    const int image = k / g.out_size, o = k % g.out_size;
-    return dy[(image * g.oc + oc) * g.out_size + o];
+
+  struct column {
+    int channel_offset = 0;     // of x's channel plane within an image
+    int shift[3] = {0, 0, 0};   // tap·dilation − pad: added to o·stride
+  };
+  MICROCOUNT_HOST_DEVICE column b_column(int col) const {  // col = (ic, tap)
+    const int channel = g.by_taps.div(col);
+    int kp[3];
+    g.tap_position(col - channel * g.taps, kp);
+    column c;
+    c.channel_offset = channel * g.in_size;
+    for (int a = 0; a < 3; ++a) c.shift[a] = kp[a] * g.dil[a] - g.pad[a];
+    return c;
   }
-  MICROCOUNT_HOST_DEVICE float b(int k, int col) const { return im2col(g, x, col, k); }
+  MICROCOUNT_HOST_DEVICE float a(int oc, int k) const {  // dy[oc, k = (n, o)]
+    const int image = g.by_out_size.div(k);
+    return dy[(image * g.oc + oc) * g.out_size + (k - image * g.out_size)];
+  }
+  MICROCOUNT_HOST_DEVICE float b(int k, const column& c) const {  // im2col(x)ᵀ[k = (n, o), col]
+    const int image = g.by_out_size.div(k);
+    int o[3], i[3];
+    g.output_position(k - image * g.out_size, o);
+    for (int a = 0; a < 3; ++a) i[a] = o[a] * g.stride[a] + c.shift[a];
+    const int offset = g.input_offset(i);
+    return offset < 0 ? 0.f : x[image * g.ic * g.in_size + c.channel_offset + offset];
+  }
   MICROCOUNT_HOST_DEVICE void store(int oc, int col, float v) const { dw[oc * (g.ic * g.taps) + col] = v; }
 };
+
+// backward_data splits the input pixels by their phase r = i mod stride (per axis). Within one phase,
+// the taps that reach an output pixel are the same for every pixel: k with (r + pad − k·dilation) a
+// multiple of the stride, an arithmetic progression first, first + step, … (step = stride / gcd(stride,
+// dilation)), and the output they read is o = (r + pad − k·dilation) / stride + j for pixel i = r + stride·j.
+// So each phase is a dense GEMM over its own taps: no multiply by a tap that misses (a 2×2 stride-2
+// transposed convolution does a quarter of the work of the plain gather).
+struct data_phase {
+  int r[3] = {0, 0, 0};           // i mod stride
+  int count[3] = {1, 1, 1};       // pixels of the phase per axis: i = r + stride·j, j < count
+  int first[3] = {0, 0, 0};       // first tap of the phase per axis
+  int step[3] = {1, 1, 1};        // tap step
+  int taps[3] = {1, 1, 1};        // taps of the phase per axis (may be 0: the phase only gets the bias)
+  int origin[3] = {0, 0, 0};      // output position read by tap `first` for j = 0
+  int origin_step[3] = {0, 0, 0}; // how much one tap step moves it back
+  int pixels = 1, phase_taps = 1; // products of count and of taps
+  int_divisor by_pixels, by_count_hw, by_count_w, by_phase_taps, by_taps_hw, by_taps_w;
+};
+
+// dx [IC × N·phase pixels] = wᵀ [IC × OC·phase taps] · gather(dy) [OC·phase taps × N·phase pixels] + bias[ic]
+struct backward_data_gemm {
+  static constexpr const char* name = "conv_backward_data_gemm";
+  static constexpr bool b_depth_contiguous = false;
+  conv_shape g;
+  data_phase ph;
+  const float* dy;    // [N, OC, out]
+  const float* w;     // [OC, IC, k]
+  const float* bias;  // [IC] or null (conv_transpose's forward)
+  float* dx;          // [N, IC, in]
+
+  struct column {
+    int image_offset = 0;  // of dy's image
+    int j[3] = {0, 0, 0};  // the pixel's position within its phase
+  };
+  // (oc, phase tap u) of depth index k, u as (ud, uh, uw)
+  MICROCOUNT_HOST_DEVICE int split_depth(int k, int* u) const {
+    const int oc = ph.by_phase_taps.div(k);
+    const int t = k - oc * ph.phase_taps;
+    u[0] = ph.by_taps_hw.div(t);
+    const int rest = t - u[0] * (ph.taps[1] * ph.taps[2]);
+    u[1] = ph.by_taps_w.div(rest);
+    u[2] = rest - u[1] * ph.taps[2];
+    return oc;
+  }
+  // (image, j) of column col
+  MICROCOUNT_HOST_DEVICE int split_column(int col, int* j) const {
+    const int image = ph.by_pixels.div(col);
+    const int p = col - image * ph.pixels;
+    j[0] = ph.by_count_hw.div(p);
+    const int rest = p - j[0] * (ph.count[1] * ph.count[2]);
+    j[1] = ph.by_count_w.div(rest);
+    j[2] = rest - j[1] * ph.count[2];
+    return image;
+  }
+  MICROCOUNT_HOST_DEVICE column b_column(int col) const {
+    column c;
+    c.image_offset = split_column(col, c.j) * g.oc * g.out_size;
+    return c;
+  }
+  MICROCOUNT_HOST_DEVICE float a(int ic, int k) const {  // w[oc, ic, tap(u)]
+    int u[3];
+    const int oc = split_depth(k, u);
+    int tap = 0;
+    for (int a = 0; a < 3; ++a) tap = tap * g.k[a] + ph.first[a] + ph.step[a] * u[a];
+    return w[(oc * g.ic + ic) * g.taps + tap];
+  }
+  MICROCOUNT_HOST_DEVICE float b(int k, const column& c) const {  // dy[n, oc, o(u, j)]
+    int u[3];
+    const int oc = split_depth(k, u);
+    int offset = 0;
+    for (int a = 0; a < 3; ++a) {
+      const int o = ph.origin[a] - ph.origin_step[a] * u[a] + c.j[a];
+      if (o < 0 || o >= g.out[a]) return 0.f;
+      offset = offset * g.out[a] + o;
+    }
+    return dy[c.image_offset + oc * g.out_size + offset];
+  }
+  MICROCOUNT_HOST_DEVICE void store(int ic, int col, float v) const {
+    int j[3];
+    const int image = split_column(col, j);
+    int offset = 0;
+    for (int a = 0; a < 3; ++a) offset = offset * g.in[a] + ph.r[a] + g.stride[a] * j[a];
+    dx[(image * g.ic + ic) * g.in_size + offset] = bias ? v + bias[ic] : v;
+  }
+};
+
+// The phase of backward_data whose pixels are i ≡ r (mod stride) on every axis.
+inline data_phase make_phase(const conv_shape& g, const int* r) {
+  data_phase ph;
+  for (int a = 0; a < 3; ++a) {
+    const int s = g.stride[a], d = g.dil[a];
+    ph.r[a] = r[a];
+    ph.count[a] = r[a] < g.in[a] ? (g.in[a] - r[a] + s - 1) / s : 0;
+    int common = s, other = d;  // gcd(s, d)
+    while (other != 0) {
+      const int rest = common % other;
+      common = other;
+      other = rest;
+    }
+    ph.step[a] = s / common;
+    // The taps repeat with period step: the first solution, if any, is below it.
+    int first = -1;
+    for (int k = 0; k < ph.step[a] && k < g.k[a]; ++k)
+      if (((r[a] + g.pad[a] - k * d) % s + s) % s == 0) {
+        first = k;
+        break;
+      }
+    ph.first[a] = first < 0 ? 0 : first;
+    ph.taps[a] = first < 0 ? 0 : (g.k[a] - first + ph.step[a] - 1) / ph.step[a];
+    ph.origin[a] = (r[a] + g.pad[a] - ph.first[a] * d) / s;  // exact when the phase has taps
+    ph.origin_step[a] = ph.step[a] * d / s;
+  }
+  ph.pixels = ph.count[0] * ph.count[1] * ph.count[2];
+  ph.phase_taps = ph.taps[0] * ph.taps[1] * ph.taps[2];
+  const auto positive = [](int v) { return v > 0 ? v : 1; };
+  ph.by_pixels = int_divisor::of(positive(ph.pixels));
+  ph.by_count_hw = int_divisor::of(positive(ph.count[1] * ph.count[2]));
+  ph.by_count_w = int_divisor::of(positive(ph.count[2]));
+  ph.by_phase_taps = int_divisor::of(positive(ph.phase_taps));
+  ph.by_taps_hw = int_divisor::of(positive(ph.taps[1] * ph.taps[2]));
+  ph.by_taps_w = int_divisor::of(positive(ph.taps[2]));
+  return ph;
+}
 
 // sums[c] = Σ v[n, c, s] over images and space: one block per channel, each thread a fixed strided
 // share, then a tree in shared memory (fixed order: deterministic).
@@ -214,6 +349,7 @@ conv_shape make_shape(const ops::conv<Dims>& p, const std::array<index_t, Dims +
   g.in_size = static_cast<int>(in_size);
   g.out_size = static_cast<int>(out_size);
   g.taps = static_cast<int>(taps);
+  g.prepare_divisors();
   return g;
 }
 
@@ -221,9 +357,16 @@ conv_shape make_shape(const ops::conv<Dims>& p, const std::array<index_t, Dims +
 inline void conv_forward(const conv_shape& g, const float* x, const float* w, const float* bias, float* y) {
   run_gemm(forward_gemm{g, x, w, bias, y}, g.oc, index_t(g.n) * g.out_size, index_t(g.ic) * g.taps);
 }
-// dx = convᵀ(dy, w) + bias[ic], overwriting dx
+// dx = convᵀ(dy, w) + bias[ic], overwriting dx: one GEMM per stride phase (every input pixel is in one).
 inline void conv_backward_data(const conv_shape& g, const float* dy, const float* w, const float* bias, float* dx) {
-  run_gemm(backward_data_gemm{g, dy, w, bias, dx}, g.ic, index_t(g.n) * g.in_size, index_t(g.oc) * g.taps);
+  int r[3];
+  for (r[0] = 0; r[0] < g.stride[0]; ++r[0])
+    for (r[1] = 0; r[1] < g.stride[1]; ++r[1])
+      for (r[2] = 0; r[2] < g.stride[2]; ++r[2]) {
+        const data_phase ph = make_phase(g, r);
+        run_gemm(backward_data_gemm{g, ph, dy, w, bias, dx}, g.ic, index_t(g.n) * ph.pixels,
+                 index_t(g.oc) * ph.phase_taps);
+      }
 }
 // dw = dL/dw, overwriting dw
 inline void conv_backward_weights(const conv_shape& g, const float* x, const float* dy, float* dw) {

@@ -15,9 +15,13 @@
 // A Problem is a trivially copyable struct with
 //   static constexpr const char* name;          the kernel's name in messages
 //   static constexpr bool b_depth_contiguous;    B's neighbouring addresses run along depth (else along cols)
-//   MICROCOUNT_HOST_DEVICE float a(int row, int k) const;        0 < row < rows, 0 < k < depth
-//   MICROCOUNT_HOST_DEVICE float b(int k, int col) const;
+//   struct column;                               what B's gather needs of one column, computed once per thread
+//   MICROCOUNT_HOST_DEVICE float a(int row, int k) const;        0 ≤ row < rows, 0 ≤ k < depth
+//   MICROCOUNT_HOST_DEVICE column b_column(int col) const;       0 ≤ col < cols
+//   MICROCOUNT_HOST_DEVICE float b(int k, const column& c) const;
 //   MICROCOUNT_HOST_DEVICE void store(int row, int col, float c) const;
+// Each thread fetches B from fixed columns while walking the depth, so the column's share of the
+// address arithmetic (image, output position, border offsets) leaves the inner loop.
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
@@ -30,12 +34,32 @@
 namespace microcount::cuda_conv_detail {
 
 template <class P>
-concept gemm_problem = std::is_trivially_copyable_v<P> && requires(const P& p, int i, float v) {
+concept gemm_problem = std::is_trivially_copyable_v<P> && requires(const P& p, int i, float v, const typename P::column& c) {
   { P::name } -> std::convertible_to<const char*>;
   { P::b_depth_contiguous } -> std::convertible_to<bool>;
   { p.a(i, i) } -> std::same_as<float>;
-  { p.b(i, i) } -> std::same_as<float>;
+  { p.b_column(i) } -> std::same_as<typename P::column>;
+  { p.b(i, c) } -> std::same_as<float>;
   p.store(i, i, v);
+};
+
+// x / d and x % d for 0 ≤ x < 2^31 by one multiply and a shift instead of a division (Granlund and
+// Montgomery: with l = ⌈log2 d⌉ and m = ⌈2^(31+l) / d⌉, ⌊x·m / 2^(31+l)⌋ = ⌊x / d⌋ for every 31-bit x).
+// The im2col gathers divide by the same extents for every element; a GPU has no integer divider.
+struct int_divisor {
+  std::uint64_t magic = std::uint64_t(1) << 31;
+  int shift = 31;
+
+  static int_divisor of(int d) {
+    require(d >= 1, "cuda conv", "divisor " + std::to_string(d) + " must be positive");
+    int l = 0;
+    while ((std::int64_t(1) << l) < d) ++l;
+    const std::uint64_t p = std::uint64_t(1) << (31 + l);
+    return {(p + std::uint64_t(d) - 1) / std::uint64_t(d), 31 + l};
+  }
+  [[nodiscard]] MICROCOUNT_HOST_DEVICE int div(int x) const {
+    return static_cast<int>((static_cast<std::uint64_t>(x) * magic) >> shift);
+  }
 };
 
 // Tile geometry, shared by the kernel and its launch.
@@ -76,13 +100,25 @@ struct gemm_kernel {
     const int k_begin = static_cast<int>(ctx.block_idx().z) * depth_per_split;
     const int k_end = depth - k_begin < depth_per_split ? depth : k_begin + depth_per_split;
 
+    // The B columns this thread gathers from: one when B's fetch walks the columns (every fetch of the
+    // thread is in column t % 64), four when it walks the depth (columns t / 16 + 16·e).
+    constexpr int columns = Problem::b_depth_contiguous ? tile::fetch : 1;
+    typename Problem::column column[columns];
+    bool column_inside[columns];
+    for (int e = 0; e < columns; ++e) {
+      int k, c;
+      b_slot(t, e, k, c);
+      column_inside[e] = col0 + c < cols;
+      column[e] = problem.b_column(column_inside[e] ? col0 + c : col0);
+    }
+
     float a_next[tile::fetch], b_next[tile::fetch];  // the next depth step, fetched during the multiply
     float acc[tile::reg][tile::reg] = {};
-    if (k_begin < k_end) fetch(k_begin, k_end, row0, col0, t, a_next, b_next);
+    if (k_begin < k_end) fetch(k_begin, k_end, row0, t, column, column_inside, a_next, b_next);
     for (int k0 = k_begin; k0 < k_end; k0 += tile::depth) {  // block-uniform: every thread meets every barrier
       stage(t, a_next, b_next, a_tile, b_tile);
       ctx.sync();
-      if (k0 + tile::depth < k_end) fetch(k0 + tile::depth, k_end, row0, col0, t, a_next, b_next);
+      if (k0 + tile::depth < k_end) fetch(k0 + tile::depth, k_end, row0, t, column, column_inside, a_next, b_next);
       for (int k = 0; k < tile::depth; ++k) {
         float a[tile::reg], b[tile::reg];
         for (int i = 0; i < tile::reg; ++i) a[i] = a_tile[k * tile::pitch + ty + tile::side * i];
@@ -125,14 +161,16 @@ struct gemm_kernel {
   }
 
   // Reads the operand elements of depth step k0 into registers; zeros outside C and outside the split.
-  MICROCOUNT_HOST_DEVICE void fetch(int k0, int k_end, int row0, int col0, int t, float* a_next, float* b_next) const {
+  MICROCOUNT_HOST_DEVICE void fetch(int k0, int k_end, int row0, int t, const typename Problem::column* column,
+                                    const bool* column_inside, float* a_next, float* b_next) const {
     for (int e = 0; e < tile::fetch; ++e) {
       int k, r;
       a_slot(t, e, k, r);
       a_next[e] = (k0 + k < k_end && row0 + r < rows) ? problem.a(row0 + r, k0 + k) : 0.f;
       int c;
       b_slot(t, e, k, c);
-      b_next[e] = (k0 + k < k_end && col0 + c < cols) ? problem.b(k0 + k, col0 + c) : 0.f;
+      const int which = Problem::b_depth_contiguous ? e : 0;
+      b_next[e] = (k0 + k < k_end && column_inside[which]) ? problem.b(k0 + k, column[which]) : 0.f;
     }
   }
 

@@ -45,7 +45,6 @@ double worst_error(const oracle_t& exact, const oracle_t& magnitude, const devic
     if (std::isnan(got[i])) return INFINITY;
     w = std::max(w, std::abs(exact[i] - double(got[i])) / (1.0 + magnitude[i]));
   }
-  MESSAGE("worst " << w);
   return w;
 }
 
@@ -122,6 +121,9 @@ TEST_CASE("cuda conv 2D: every function matches the reference") {
   }
   SUBCASE("3x3 dilation 2 pad 2") { check_against_reference(conv2(1, 2, 2), {2, 3, 10, 7}, {5, 3, 3, 3}, true, 4); }
   SUBCASE("3x3 dilation 2 stride 2 pad 1") { check_against_reference(conv2(2, 1, 2), {1, 2, 11, 12}, {3, 2, 3, 3}, false, 5); }
+  SUBCASE("5x4 stride 3 pad 2: stride phases with two taps, some with one") {
+    check_against_reference(conv2(3, 2, 1), {1, 2, 13, 11}, {3, 2, 5, 4}, true, 15);
+  }
   SUBCASE("1x1, 17 -> 3 channels") { check_against_reference(conv2(1, 0, 1), {2, 17, 6, 5}, {3, 17, 1, 1}, true, 6); }
   SUBCASE("1x1 stride 2 pad 1") { check_against_reference(conv2(2, 1, 1), {1, 3, 7, 9}, {1, 3, 1, 1}, true, 7); }
   SUBCASE("2x2 stride 2 (a learnt downsampling)") { check_against_reference(conv2(2, 0, 1), {1, 3, 8, 6}, {4, 3, 2, 2}, true, 8); }
@@ -129,10 +131,10 @@ TEST_CASE("cuda conv 2D: every function matches the reference") {
     const ops::conv<2> op{{1, 2}, {0, 1}, {1, 1}};
     check_against_reference(op, {1, 2, 5, 9}, {3, 2, 1, 3}, true, 9);
   }
-  SUBCASE("medium: 70 -> 70 channels, crosses every tile boundary and splits the weight gradient") {
-    // rows 70 > 64, columns 2·20·19 = 760 > 64, depth 70·9 = 630 > 16; dw's depth 760 = 48 steps.
-    CHECK(cuda_conv_detail::gemm_splits(70, 70 * 9, 2 * 20 * 19) > 1);
-    check_against_reference(conv2(1, 1, 1), {2, 70, 20, 19}, {70, 70, 3, 3}, true, 10);
+  SUBCASE("medium: 66 -> 66 channels, crosses every tile boundary and splits the weight gradient") {
+    // rows 66 > 64, columns 23·22 = 506 > 64, depth 66·9 = 594 > 16; dw's depth 506 = 32 steps.
+    CHECK(cuda_conv_detail::gemm_splits(66, 66 * 9, 23 * 22) == 2);
+    check_against_reference(conv2(1, 1, 1), {1, 66, 23, 22}, {66, 66, 3, 3}, true, 10);
   }
 }
 
@@ -158,6 +160,12 @@ TEST_CASE("cuda conv_transpose 2D: every function matches the reference") {
   SUBCASE("3x3 dilation 2 pad 2, 1 -> 70 channels") {
     check_against_reference(transpose2(1, 2, 2, 0), {1, 1, 6, 5}, {1, 70, 3, 3}, true, 23);
   }
+  SUBCASE("4x4 stride 2 pad 1 (the other common upsampling)") {
+    check_against_reference(transpose2(2, 1, 1, 0), {1, 3, 5, 4}, {3, 2, 4, 4}, true, 26);
+  }
+  SUBCASE("3x3 stride 3 dilation 2 output_pad 2") {
+    check_against_reference(transpose2(3, 0, 2, 2), {1, 2, 4, 3}, {2, 3, 3, 3}, false, 27);
+  }
   SUBCASE("1x1 stride 1") { check_against_reference(transpose2(1, 0, 1, 0), {2, 5, 4, 7}, {5, 3, 1, 1}, true, 24); }
   SUBCASE("medium: 2x2 stride 2, 70 -> 70 channels") {
     check_against_reference(transpose2(2, 0, 1, 0), {2, 70, 9, 10}, {70, 70, 2, 2}, true, 25);
@@ -178,6 +186,24 @@ TEST_CASE("cuda conv: the weight gradient's depth split depends on the shape onl
   CHECK(cuda_conv_detail::gemm_splits(64 * 16, 64 * 16, 1 << 20) == 1);
   // Every split is non-empty: 40 steps at 16 per split are 2 splits (not 3 with an empty one).
   CHECK(cuda_conv_detail::gemm_splits(64, 64, 16 * 40) == 2);
+}
+
+TEST_CASE("cuda conv: division by multiplication is exact for every 31-bit numerator") {
+  rng g(41);
+  for (int d = 1; d <= 600; ++d) {
+    const auto divisor = cuda_conv_detail::int_divisor::of(d);
+    for (int x : {0, 1, d - 1, d, d + 1, 2 * d - 1, std::numeric_limits<int>::max(), std::numeric_limits<int>::max() - d})
+      REQUIRE(divisor.div(x) == x / d);
+    for (int trial = 0; trial < 200; ++trial) {
+      const int x = static_cast<int>(g.uniform(0, 2147483647.0));
+      REQUIRE(divisor.div(x) == x / d);
+    }
+  }
+  for (const int d : {65535, 65536, 1 << 20, 1000003, (1 << 30) + 1, std::numeric_limits<int>::max()}) {
+    const auto divisor = cuda_conv_detail::int_divisor::of(d);
+    for (const int x : {d - 1, d, std::numeric_limits<int>::max(), 123456789})
+      REQUIRE(divisor.div(x) == x / d);
+  }
 }
 
 TEST_CASE("cuda conv: mismatched views are readable errors") {
