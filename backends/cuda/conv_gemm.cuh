@@ -29,7 +29,8 @@
 #include <type_traits>
 
 #include "microcount/backends/cuda/launch.cuh"
-#include "microcount/core/tensor.hpp"
+#include "microcount/core/error.hpp"
+#include "microcount/core/shape.hpp"
 
 namespace microcount::cuda_conv_detail {
 
@@ -222,6 +223,30 @@ inline int gemm_splits(index_t rows, index_t cols, index_t depth) {
   return static_cast<int>(ceil_div(steps, per_split));
 }
 
+// Device scratch for the split partial sums, kept per host thread and grown on demand: a cudaMalloc and
+// cudaFree per call would synchronise the device every time. Kernels go to the default stream and run in
+// order, so a call reusing the buffer cannot overtake the previous call's kernels (and cudaFree, when the
+// buffer grows, waits for them).
+inline float* split_workspace(index_t floats) {
+  struct buffer {
+    void* data = nullptr;
+    index_t floats = 0;
+    buffer() = default;
+    buffer(const buffer&) = delete;
+    buffer& operator=(const buffer&) = delete;
+    ~buffer() { memory<backend::cuda>::release(data); }
+  };
+  thread_local buffer scratch;
+  if (scratch.floats < floats) {
+    memory<backend::cuda>::release(scratch.data);
+    scratch.data = nullptr;
+    scratch.floats = 0;
+    scratch.data = memory<backend::cuda>::allocate(static_cast<std::size_t>(floats) * sizeof(float));
+    scratch.floats = floats;
+  }
+  return static_cast<float*>(scratch.data);
+}
+
 // Runs the problem's GEMM (rows, cols, depth < 2^31, checked by the caller).
 template <gemm_problem Problem>
 void run_gemm(const Problem& problem, index_t rows, index_t cols, index_t depth) {
@@ -241,13 +266,14 @@ void run_gemm(const Problem& problem, index_t rows, index_t cols, index_t depth)
     cuda::launch(gemm, grid, {tile::threads}, tile::shared_bytes);
     return;
   }
-  tensor<float, backend::cuda> partial(shape{splits, rows, cols});  // [splits, rows, cols]
-  gemm.partial = partial.data();
+  // At most about (256 + tiles) · 64 · 64 floats: splits are only used while tiles < 256.
+  float* partial = split_workspace(splits * rows * cols);  // [splits, rows, cols]
+  gemm.partial = partial;
   cuda::launch(gemm, grid, {tile::threads}, tile::shared_bytes);
   constexpr unsigned threads = 256;
   cuda::dims3 sum_grid = cuda::blocks_for(rows * cols, threads);
   sum_grid.x = std::min(sum_grid.x, 4096u);  // grid-stride beyond
-  cuda::launch(split_sum_kernel<Problem>{problem, static_cast<int>(rows), static_cast<int>(cols), splits, partial.data()},
+  cuda::launch(split_sum_kernel<Problem>{problem, static_cast<int>(rows), static_cast<int>(cols), splits, partial},
                sum_grid, {threads}, 0);
 }
 
