@@ -13,11 +13,12 @@
 //                     one GEMM per stride phase (i mod stride), over only the taps that phase meets
 //   backward_weights  dw [OC × IC·taps] = dy [OC × N·out] · im2col(x)ᵀ [N·out × IC·taps]
 //                     (the long N·out depth is split over blocks and the splits summed in a fixed order)
-//   bias gradient     one block per channel, a fixed-order tree reduction in shared memory
+//   bias gradient     blocks per (channel, chunk), fixed-order tree reductions, chunks added in order
 // conv_transpose is the adjoint of conv, as in the reference: its forward is conv's backward_data
 // (with its bias fused into the store), its backward_data conv's forward, its backward_weights conv's
 // backward_weights with input and output gradient swapped. Nothing uses float atomics: results are
 // the same on every run.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -44,13 +45,14 @@ struct conv_shape {
   // The divisions of every gather, by multiplication (int_divisor).
   int_divisor by_taps, by_out_size, by_out_hw, by_out_w, by_k_hw, by_k_w;
 
-  void prepare_divisors() {
-    by_taps = int_divisor::of(taps);
-    by_out_size = int_divisor::of(out_size > 0 ? out_size : 1);
-    by_out_hw = int_divisor::of(out[1] * out[2] > 0 ? out[1] * out[2] : 1);
-    by_out_w = int_divisor::of(out[2] > 0 ? out[2] : 1);
-    by_k_hw = int_divisor::of(k[1] * k[2]);
-    by_k_w = int_divisor::of(k[2]);
+  void prepare_divisors() {  // (an empty extent never reaches a gather: divide by 1 instead)
+    const auto positive = [](int v) { return v > 0 ? v : 1; };
+    by_taps = int_divisor::of(positive(taps));
+    by_out_size = int_divisor::of(positive(out_size));
+    by_out_hw = int_divisor::of(positive(out[1] * out[2]));
+    by_out_w = int_divisor::of(positive(out[2]));
+    by_k_hw = int_divisor::of(positive(k[1] * k[2]));
+    by_k_w = int_divisor::of(positive(k[2]));
   }
   // (od, oh, ow) of the flat output position o
   MICROCOUNT_HOST_DEVICE void output_position(int o, int* p) const {
@@ -272,30 +274,53 @@ inline data_phase make_phase(const conv_shape& g, const int* r) {
   return ph;
 }
 
-// sums[c] = Σ v[n, c, s] over images and space: one block per channel, each thread a fixed strided
-// share, then a tree in shared memory (fixed order: deterministic).
+// Per-channel sums of v [N, C, spatial] over images and space (the bias gradient), in two fixed-order
+// passes: block (c, chunk) reduces one contiguous chunk of channel c's N·spatial values (a strided share
+// per thread, then a tree in shared memory) into partial [C, chunks]; then one thread per channel adds
+// its chunks in order. The chunk count depends on the shape only: deterministic, no atomics.
 struct channel_sum_kernel {
   static constexpr const char* name = "conv_channel_sums";
   static constexpr unsigned threads = 256;
   template <class Ctx>
-  MICROCOUNT_HOST_DEVICE void operator()(const Ctx& ctx, const float* v, int images, int channels, int spatial,
-                                         float* sums) const {
-    float* partial = ctx.template shared<float>();  // [threads]
-    const int c = static_cast<int>(ctx.block_idx().x), t = static_cast<int>(ctx.thread_idx().x);
+  MICROCOUNT_HOST_DEVICE void operator()(const Ctx& ctx, const float* v, int channels, int spatial, int count,
+                                         int chunk_length, int_divisor by_spatial, float* partial) const {
+    float* shared = ctx.template shared<float>();  // [threads]
+    const int c = static_cast<int>(ctx.block_idx().x), chunk = static_cast<int>(ctx.block_idx().y);
+    const int t = static_cast<int>(ctx.thread_idx().x);
+    const int begin = chunk * chunk_length, end = count - begin < chunk_length ? count : begin + chunk_length;
     float sum = 0.f;
-    for (int j = t; j < images * spatial; j += static_cast<int>(threads)) {
-      const int image = j / spatial, s = j % spatial;
-      sum += v[(image * channels + c) * spatial + s];  // v [N, C, spatial]
+    for (int j = begin + t; j < end; j += static_cast<int>(threads)) {  // j = (image, s)
+      const int image = by_spatial.div(j);
+      sum += v[(image * channels + c) * spatial + (j - image * spatial)];  // v [N, C, spatial]
     }
-    partial[t] = sum;
+    shared[t] = sum;
     ctx.sync();
     for (int half = static_cast<int>(threads) / 2; half > 0; half /= 2) {
-      if (t < half) partial[t] += partial[t + half];
+      if (t < half) shared[t] += shared[t + half];
       ctx.sync();
     }
-    if (t == 0) sums[c] = partial[0];
+    if (t == 0) partial[c * static_cast<int>(ctx.grid_dim().y) + chunk] = shared[0];
   }
 };
+
+struct chunk_sum_kernel {
+  static constexpr const char* name = "conv_channel_sums_chunks";
+  template <class Ctx>
+  MICROCOUNT_HOST_DEVICE void operator()(const Ctx& ctx, const float* partial, int channels, int chunks, float* sums) const {
+    const int c = static_cast<int>(ctx.block_idx().x * ctx.block_dim().x + ctx.thread_idx().x);
+    if (c >= channels) return;
+    float sum = 0.f;
+    for (int k = 0; k < chunks; ++k) sum += partial[c * chunks + k];  // partial [C, chunks]
+    sums[c] = sum;
+  }
+};
+
+// Chunks per channel of the bias gradient: one block per 16 Ki values, at most 64 (a function of the
+// shape only).
+inline int channel_sum_chunks(index_t count) {
+  constexpr index_t values_per_block = 16 * 1024, max_chunks = 64;
+  return static_cast<int>(std::clamp<index_t>(ceil_div(count, values_per_block), 1, max_chunks));
+}
 
 // ---- host side ----------------------------------------------------------------------------------
 
@@ -375,8 +400,21 @@ inline void conv_backward_weights(const conv_shape& g, const float* x, const flo
 // sums[c] = Σ v [images, channels, spatial] over images and space, overwriting sums
 inline void channel_sums(const float* v, int images, int channels, int spatial, float* sums) {
   if (channels == 0) return;
-  cuda::launch(channel_sum_kernel{}, {static_cast<unsigned>(channels)}, {channel_sum_kernel::threads},
-               channel_sum_kernel::threads * sizeof(float), v, images, channels, spatial, sums);
+  using sum_kernel = channel_sum_kernel;
+  const int count = images * spatial;  // < 2^31: the tensor's size was checked
+  const int chunks = channel_sum_chunks(count);
+  const int chunk_length = static_cast<int>(ceil_div(count, chunks));
+  const cuda::dims3 grid{static_cast<unsigned>(channels), static_cast<unsigned>(chunks), 1};
+  const int_divisor by_spatial = int_divisor::of(spatial > 0 ? spatial : 1);
+  if (chunks == 1) {  // the block's sum is the channel's: no second pass
+    cuda::launch(sum_kernel{}, grid, {sum_kernel::threads}, sum_kernel::threads * sizeof(float), v, channels, spatial,
+                 count, chunk_length, by_spatial, sums);
+    return;
+  }
+  float* partial = split_workspace(index_t(channels) * chunks);  // [channels, chunks]
+  cuda::launch(sum_kernel{}, grid, {sum_kernel::threads}, sum_kernel::threads * sizeof(float), v, channels, spatial,
+               count, chunk_length, by_spatial, partial);
+  cuda::launch(chunk_sum_kernel{}, cuda::blocks_for(channels, 128), {128}, 0, partial, channels, chunks, sums);
 }
 
 }  // namespace microcount::cuda_conv_detail

@@ -125,6 +125,10 @@ TEST_CASE("cuda conv 2D: every function matches the reference") {
     check_against_reference(conv2(3, 2, 1), {1, 2, 13, 11}, {3, 2, 5, 4}, true, 15);
   }
   SUBCASE("1x1, 17 -> 3 channels") { check_against_reference(conv2(1, 0, 1), {2, 17, 6, 5}, {3, 17, 1, 1}, true, 6); }
+  SUBCASE("1x1, 1 -> 1 channel over 130x127 (a density head; the bias gradient sums 16510 values in 2 chunks)") {
+    CHECK(cuda_conv_detail::channel_sum_chunks(130 * 127) == 2);
+    check_against_reference(conv2(1, 0, 1), {1, 1, 130, 127}, {1, 1, 1, 1}, true, 16);
+  }
   SUBCASE("1x1 stride 2 pad 1") { check_against_reference(conv2(2, 1, 1), {1, 3, 7, 9}, {1, 3, 1, 1}, true, 7); }
   SUBCASE("2x2 stride 2 (a learnt downsampling)") { check_against_reference(conv2(2, 0, 1), {1, 3, 8, 6}, {4, 3, 2, 2}, true, 8); }
   SUBCASE("non-square kernel 1x3 with a 3x1 pair of padding") {
@@ -179,13 +183,18 @@ TEST_CASE("cuda conv_transpose 3D: every function matches the reference") {
   }
 }
 
-TEST_CASE("cuda conv: the weight gradient's depth split depends on the shape only") {
+TEST_CASE("cuda conv: the reduction splits depend on the shape only") {
   // A small grid of tiles with a long depth is split; a wide grid or a short depth is not.
   CHECK(cuda_conv_detail::gemm_splits(64, 64, 16 * 1024) == 64);
   CHECK(cuda_conv_detail::gemm_splits(64, 64, 16 * 31) == 1);
   CHECK(cuda_conv_detail::gemm_splits(64 * 16, 64 * 16, 1 << 20) == 1);
   // Every split is non-empty: 40 steps at 16 per split are 2 splits (not 3 with an empty one).
   CHECK(cuda_conv_detail::gemm_splits(64, 64, 16 * 40) == 2);
+  // The bias gradient: one chunk per 16 Ki values, at most 64.
+  CHECK(cuda_conv_detail::channel_sum_chunks(0) == 1);
+  CHECK(cuda_conv_detail::channel_sum_chunks(16 * 1024) == 1);
+  CHECK(cuda_conv_detail::channel_sum_chunks(16 * 1024 + 1) == 2);
+  CHECK(cuda_conv_detail::channel_sum_chunks(std::int64_t(1) << 30) == 64);
 }
 
 TEST_CASE("cuda conv: division by multiplication is exact for every 31-bit numerator") {
