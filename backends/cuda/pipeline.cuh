@@ -191,6 +191,7 @@ inline void rasterize(std::vector<density_splat>& splats, std::int64_t planes, s
   constexpr std::int64_t tile = density_tile_kernel::tile;
   const std::int64_t tiles_x = (w + tile - 1) / tile, tiles_y = (h + tile - 1) / tile;
   require(planes <= std::int64_t(max_grid_yz), where, "more than 65535 planes (images × classes) in one launch");
+  require(tiles_y <= std::int64_t(max_grid_yz), where, "more than 65535 × 16 rows");
   require(splats.size() < std::size_t(std::numeric_limits<std::int32_t>::max()), where, "too many points");
   // Per-tile lists of splat ids in input order (counting sort by tile, stable).
   std::vector<std::int64_t> begin(static_cast<std::size_t>(planes * tiles_y * tiles_x + 1), 0);
@@ -499,6 +500,7 @@ std::vector<std::vector<post::scored_point>> peaks_of_planes(const float* maps, 
   const std::int64_t plane_size = h * w;
   if (planes == 0 || plane_size == 0) return result;
   require(planes <= std::int64_t(max_grid_yz), "peaks", "more than 65535 maps in one search");
+  require((h + 15) / 16 <= std::int64_t(max_grid_yz), "peaks", "more than 65535 × 16 rows");
 
   // Thresholds from each plane's range (the host's step 1), non-finite values reported as the host does.
   constexpr unsigned threads = plane_range_kernel::threads;
