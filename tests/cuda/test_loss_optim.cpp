@@ -82,11 +82,14 @@ TEST_CASE("cuda losses: focal, sigmoid and softmax (soft targets, class-index ma
 
   nn::focal_loss softmax_focal;
   softmax_focal.over = nn::focal_loss::activation::softmax;
-  // A soft same-shape target: a softmax of random logits over the channels.
-  const ref_t logits = random_tensor(s, g);
-  ref_t soft(s);
-  kernel<ops::softmax, ref>::forward({}, tensor_view<const float, 3>::contiguous(logits.data(), {2, 3, 30}),
-                                     tensor_view<float, 3>::contiguous(soft.data(), {2, 3, 30}));
+  // A soft same-shape target: positive values normalised over the channels of each pixel.
+  ref_t soft = random_tensor(s, g, 0.05, 1);
+  for (index_t n = 0; n < 2; ++n)
+    for (index_t j = 0; j < 30; ++j) {
+      double total = 0;
+      for (index_t c = 0; c < 3; ++c) total += soft[(n * 3 + c) * 30 + j];
+      for (index_t c = 0; c < 3; ++c) soft[(n * 3 + c) * 30 + j] = float(soft[(n * 3 + c) * 30 + j] / total);
+    }
   check_loss(softmax_focal, x, soft);
   check_loss(softmax_focal, x, labels({2, 6, 5}, 3, g, false));
   softmax_focal.class_weights = {0.5, 1.0, 3.0};
