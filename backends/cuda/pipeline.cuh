@@ -9,6 +9,7 @@
 //   find_peaks_per_class_batch(maps [N, K, H, W], ...)    -> points per image
 //   gather_tiles<N>(image [C, E...], plan, first, count)  -> [count, C, t...]  infer::detail::gather_tile
 //   stitch_tiles<N>(outputs [count, K, t...], plan, first, stitched [K, E...])  infer::detail::scatter_tile
+//   apply_symmetry(x, g) / accumulate_inverse(y, g, acc)  infer::detail's test-time flips of tiles
 //
 // Density: one thread per output pixel, blocks of 16×16 pixels. The host bins every Gaussian's clipped
 // window into the 16×16 tiles it meets (input order), so a block reads only its tile's Gaussians: their
@@ -30,6 +31,7 @@
 // the results are bit-equal to the host's.
 #include <algorithm>
 #include <atomic>
+#include <concepts>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -761,6 +763,83 @@ void stitch_tiles(const device_tensor& outputs, const infer::tile_plan<N>& plan,
   launch(stitch_tiles_kernel{}, {unsigned(pipeline_detail::elementwise_blocks(n))}, {256}, 0, outputs.data(),
          outputs.dim(1), pipeline_detail::as_extent3<N>(plan.image), pipeline_detail::as_extent3<N>(plan.tile),
          static_cast<const device_tile_box*>(d_boxes.data()), count, largest, stitched.data());
+}
+
+// ---- test-time symmetries of tiles (infer::predict's flips and d4) ---------------------------------
+
+// A symmetry of the image plane (infer::plane_symmetry has these members): flip rows, flip columns,
+// then transpose.
+template <class S>
+concept plane_symmetry_like = requires(const S& g) {
+  { g.flip_rows } -> std::convertible_to<bool>;
+  { g.flip_cols } -> std::convertible_to<bool>;
+  { g.transpose } -> std::convertible_to<bool>;
+};
+
+// The symmetry's pixel map on one rows × cols plane: source pixel (r, c) lands at `transformed_index`
+// of the transformed plane (cols × rows when transposed), as infer::detail::for_each_plane_pixel.
+struct plane_map {
+  bool flip_rows = false, flip_cols = false, transpose = false;
+  std::int64_t rows = 1, cols = 1;
+  [[nodiscard]] MICROCOUNT_HOST_DEVICE std::int64_t transformed_index(std::int64_t src) const {
+    const std::int64_t r = src / cols, c = src % cols;
+    const std::int64_t fr = flip_rows ? rows - 1 - r : r, fc = flip_cols ? cols - 1 - c : c;
+    return transpose ? fc * rows + fr : fr * cols + fc;
+  }
+  [[nodiscard]] MICROCOUNT_HOST_DEVICE std::int64_t source_index(std::int64_t dst) const {
+    const std::int64_t fr = transpose ? dst % rows : dst / cols, fc = transpose ? dst / rows : dst % cols;
+    return (flip_rows ? rows - 1 - fr : fr) * cols + (flip_cols ? cols - 1 - fc : fc);
+  }
+};
+
+// y = g(x) over planes: one thread per value of y (grid-stride).
+struct apply_symmetry_kernel {
+  static constexpr const char* name = "apply_symmetry";
+  template <class Ctx>
+  MICROCOUNT_HOST_DEVICE void operator()(const Ctx& ctx, const float* x, plane_map g, std::int64_t n, float* y) const {
+    const std::int64_t plane = g.rows * g.cols, stride = std::int64_t(ctx.grid_dim().x) * ctx.block_dim().x;
+    for (std::int64_t i = std::int64_t(ctx.block_idx().x) * ctx.block_dim().x + ctx.thread_idx().x; i < n; i += stride)
+      y[i] = x[i / plane * plane + g.source_index(i % plane)];
+  }
+};
+
+// acc += g⁻¹(y) over planes: one thread per value of acc (each adds one value: no races).
+struct accumulate_inverse_kernel {
+  static constexpr const char* name = "accumulate_inverse";
+  template <class Ctx>
+  MICROCOUNT_HOST_DEVICE void operator()(const Ctx& ctx, const float* y, plane_map g, std::int64_t n, float* acc) const {
+    const std::int64_t plane = g.rows * g.cols, stride = std::int64_t(ctx.grid_dim().x) * ctx.block_dim().x;
+    for (std::int64_t i = std::int64_t(ctx.block_idx().x) * ctx.block_dim().x + ctx.thread_idx().x; i < n; i += stride)
+      acc[i] += y[i / plane * plane + g.transformed_index(i % plane)];
+  }
+};
+
+// g(x) of x [n, C, lead..., rows, cols] (device): infer::detail::apply_symmetry, bit-equal.
+template <plane_symmetry_like S>
+device_tensor apply_symmetry(const device_tensor& x, const S& g) {
+  require(x.rank() >= 2, "apply_symmetry", "expected planes [..., rows, cols], got " + x.shape().str());
+  shape s = x.shape();
+  const plane_map map{bool(g.flip_rows), bool(g.flip_cols), bool(g.transpose), s[s.rank - 2], s[s.rank - 1]};
+  if (map.transpose) std::swap(s[s.rank - 2], s[s.rank - 1]);
+  device_tensor y(s);  // [n, C, lead..., rows', cols']
+  if (y.size() > 0)
+    launch(apply_symmetry_kernel{}, {unsigned(pipeline_detail::elementwise_blocks(y.size()))}, {256}, 0, x.data(), map,
+           y.size(), y.data());
+  return y;
+}
+
+// acc [n, K, lead..., rows, cols] += g⁻¹(y), y [n, K, lead..., rows', cols'] the model's output for g(x)
+// (device): infer::detail::accumulate_inverse, bit-equal.
+template <plane_symmetry_like S>
+void accumulate_inverse(const device_tensor& y, const S& g, device_tensor& acc) {
+  shape expect = acc.shape();
+  require(expect.rank >= 2, "accumulate_inverse", "expected planes [..., rows, cols], got " + expect.str());
+  if (g.transpose) std::swap(expect[expect.rank - 2], expect[expect.rank - 1]);
+  require(y.shape() == expect, "accumulate_inverse", "output " + y.shape().str() + " does not match " + expect.str());
+  const plane_map map{bool(g.flip_rows), bool(g.flip_cols), bool(g.transpose), acc.dim(acc.rank() - 2), acc.dim(acc.rank() - 1)};
+  if (acc.size() > 0)
+    launch(accumulate_inverse_kernel{}, {unsigned(pipeline_detail::elementwise_blocks(acc.size()))}, {256}, 0, y.data(), map,
+           acc.size(), acc.data());
 }
 
 }  // namespace microcount::cuda

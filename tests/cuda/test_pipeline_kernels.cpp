@@ -351,6 +351,41 @@ TEST_CASE("cuda tiles: gathered tiles and stitched outputs are bit-equal to the 
                        doctest::Contains("not in the plan"), error);
 }
 
+TEST_CASE("cuda tiles: the 8 test-time symmetries and their inverse accumulation are bit-equal to the host's") {
+  rng g(13);
+  const auto x = random_tensor({2, 3, 5, 7}, g);  // [n, C, rows, cols], rows != cols so transposes show
+  const auto dev_x = cuda_test::to_device(x);
+  ref_t acc_host = ref_t::zeros({2, 3, 5, 7});
+  std::vector<float> acc_vec(static_cast<std::size_t>(acc_host.size()), 0.0f);
+  cu::device_tensor acc_dev({2, 3, 5, 7});
+  acc_dev.fill_zero();
+  const auto all = infer::symmetries(infer::tta::d4);
+  REQUIRE(all.size() == 8);
+  for (const auto& sym : all) {
+    CAPTURE(sym.flip_rows);
+    CAPTURE(sym.flip_cols);
+    CAPTURE(sym.transpose);
+    const auto want = infer::detail::apply_symmetry<ref>(x, sym);  // [2, 3, 5 or 7, 7 or 5]
+    const auto got = cu::apply_symmetry(dev_x, sym);
+    REQUIRE(got.shape() == want.shape());
+    CHECK(worst(want, got) == 0.0);
+    // A stand-in model output for g(x): a value-dependent map, then both sides undo the symmetry.
+    ref_t y(want.shape());
+    for (index_t i = 0; i < y.size(); ++i) y[i] = want[i] * 3.0f + static_cast<float>(i % 5);
+    infer::detail::accumulate_inverse<ref>(y, sym, acc_vec, 5, 7);
+    cu::accumulate_inverse(cuda_test::to_device(y), sym, acc_dev);
+    CHECK(download(acc_dev) == acc_vec);
+  }
+  // Undoing each symmetry of x itself gives 8·x exactly (small integers times 8 are exact in float).
+  cu::device_tensor sum({2, 3, 5, 7});
+  sum.fill_zero();
+  for (const auto& sym : all) cu::accumulate_inverse(cu::apply_symmetry(dev_x, sym), sym, sum);
+  const auto back = download(sum);
+  for (index_t i = 0; i < x.size(); ++i) CHECK(back[static_cast<std::size_t>(i)] == doctest::Approx(8.0 * x[i]).epsilon(1e-6));
+  cu::device_tensor wrong({2, 3, 7, 7});
+  CHECK_THROWS_WITH_AS(cu::accumulate_inverse(cu::apply_symmetry(dev_x, all[4]), all[4], wrong), doctest::Contains("does not match"), error);
+}
+
 // ---------------------------------------------------------------------------------------------------
 TEST_CASE("cuda pipeline on real vgg-cells annotations: densities and their peaks equal the host's") {
   MICROCOUNT_REQUIRE_DATA();
