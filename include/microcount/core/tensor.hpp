@@ -10,6 +10,7 @@
 #include <memory>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "microcount/core/backend.hpp"
 #include "microcount/core/config.hpp"
@@ -140,6 +141,12 @@ class tensor {
   // Transfers between this tensor's memory and host memory of size() elements (a copy on host backends).
   void upload(const T* host_src) { memory<B>::upload(data(), host_src, sizeof(T) * static_cast<std::size_t>(size())); }
   void download(T* host_dst) const { memory<B>::download(host_dst, data(), sizeof(T) * static_cast<std::size_t>(size())); }
+  // The values in a host vector (small tensors: parameters, statistics).
+  [[nodiscard]] std::vector<T> to_vector() const {
+    std::vector<T> v(static_cast<std::size_t>(size()));
+    download(v.data());
+    return v;
+  }
 
   // Host element access (host backends only), row-major flat index.
   T& operator[](index_t i) requires(B::host_memory) { return data_.get()[i]; }
@@ -163,5 +170,23 @@ class tensor {
   microcount::shape shape_;
   std::shared_ptr<T> data_;
 };
+
+// A copy of `t` in backend To's memory: host → any backend (one upload), any backend → host (one
+// download), device → device through host staging. Code that stages data on the host (batches, tiles)
+// uses this to serve device backends without knowing them.
+template <backend_tag To, class T, backend_tag From>
+tensor<T, To> transfer(const tensor<T, From>& t) {
+  tensor<T, To> out(t.shape());
+  if (t.empty()) return out;
+  if constexpr (From::host_memory) {
+    out.upload(t.data());
+  } else if constexpr (To::host_memory) {
+    t.download(out.data());
+  } else {
+    const std::vector<T> staging = t.to_vector();
+    out.upload(staging.data());
+  }
+  return out;
+}
 
 }  // namespace microcount

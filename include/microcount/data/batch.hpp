@@ -43,7 +43,14 @@ struct training_batch {
 
 template <backend_tag B>
 training_batch<B> make_batch(std::span<const sample> samples, const batch_options& o = {}) {
-  static_assert(B::host_memory, "microcount: make_batch builds host tensors; build on a host backend, then copy");
+  if constexpr (!B::host_memory) {
+    // Device backends: the batch is built in host memory, then copied over in two transfers.
+    training_batch<backend::reference> host = make_batch<backend::reference>(samples, o);
+    training_batch<B> out{tensor<float, B>(host.images.shape()), tensor<float, B>(host.density.shape()), std::move(host.counts)};
+    out.images.upload(host.images.data());
+    out.density.upload(host.density.data());
+    return out;
+  }
   require(!samples.empty(), "make_batch", "no samples");
   const sample& first = samples[0];
   const std::size_t n = samples.size(), c = first.channels(), h = first.height(), w = first.width();

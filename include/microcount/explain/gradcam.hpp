@@ -104,6 +104,10 @@ struct sigmoid_slope_body {
     g = s * (V(1) - s);
   }
 };
+struct set_one_body {
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& y) const { y = V(1); }
+};
 }  // namespace detail
 
 // Density head: s = Σ_{h,w} output[0, c, h, w] (the predicted count of class c, up to density_scale).
@@ -114,7 +118,7 @@ struct channel_sum {
     detail::require_class<B>(output, channel, true);
     auto g = nn::tensor_t<B>::zeros(output.shape());
     const index_t plane = output.shape().size_from(2);
-    std::fill(g.data() + channel * plane, g.data() + (channel + 1) * plane, scalar_t<B>(1));
+    for_each<B>(plane, detail::set_one_body{}, g.data() + channel * plane);  // on the backend: device maps too
     return g;
   }
 };
@@ -139,8 +143,10 @@ struct count {
   template <class B>
   nn::tensor_t<B> operator()(const nn::tensor_t<B>& output) const {
     detail::require_class<B>(output, channel, false);
-    auto g = nn::tensor_t<B>::zeros(output.shape());
-    g[channel] = scalar_t<B>(1);
+    std::vector<scalar_t<B>> host(static_cast<std::size_t>(output.size()), scalar_t<B>(0));  // [1, K]
+    host[static_cast<std::size_t>(channel)] = scalar_t<B>(1);
+    nn::tensor_t<B> g(output.shape());
+    g.upload(host.data());
     return g;
   }
 };
@@ -361,20 +367,20 @@ inline xt::xtensor<float, 2> upsample_bilinear(const xt::xtensor<float, 2>& in, 
 template <class B>
 gradcam_result gradcam_from(const nn::tensor_t<B>& activation, const nn::tensor_t<B>& gradient, std::size_t height,
                             std::size_t width, bool normalize = true) {
-  static_assert(B::host_memory, "microcount: gradcam reads device tensors through a host copy (not yet wired)");
   require(activation.rank() == 4 && activation.dim(0) == 1 && gradient.shape() == activation.shape(), "gradcam",
           "needs a 2D feature map A [1, K, h, w] and its gradient of the same shape, got " + activation.shape().str() +
               " and " + gradient.shape().str());
   const index_t channels = activation.dim(1), h = activation.dim(2), w = activation.dim(3), plane = h * w;
+  const std::vector<scalar_t<B>> act = activation.to_vector(), grad = gradient.to_vector();  // [K·h·w] on the host
   gradcam_result r;
   r.alpha.assign(static_cast<std::size_t>(channels), 0.0);
   std::vector<double> cam(static_cast<std::size_t>(plane), 0.0);  // [h·w]
   for (index_t k = 0; k < channels; ++k) {
     double sum = 0;
-    for (index_t i = 0; i < plane; ++i) sum += gradient[k * plane + i];
+    for (index_t i = 0; i < plane; ++i) sum += grad[static_cast<std::size_t>(k * plane + i)];
     const double a = sum / double(plane);
     r.alpha[static_cast<std::size_t>(k)] = a;
-    for (index_t i = 0; i < plane; ++i) cam[static_cast<std::size_t>(i)] += a * activation[k * plane + i];
+    for (index_t i = 0; i < plane; ++i) cam[static_cast<std::size_t>(i)] += a * act[static_cast<std::size_t>(k * plane + i)];
   }
   r.coarse = xt::zeros<float>({static_cast<std::size_t>(h), static_cast<std::size_t>(w)});  // [h, w]
   for (index_t i = 0; i < plane; ++i) r.coarse.data()[i] = static_cast<float>(std::max(0.0, cam[static_cast<std::size_t>(i)]));

@@ -268,7 +268,9 @@ xt::xtensor<float, N + 1> predict_contiguous(M& model, const float* image, index
                                              const predict_options<N>& opt) {
   using B = typename M::backend_type;
   using T = scalar_t<B>;
-  static_assert(B::host_memory, "microcount: infer::predict stages tiles in host memory (device backends: not yet wired)");
+  // Tiles are cut, flipped and stitched in host memory; a device backend gets each batch of tiles in one
+  // upload and returns its outputs in one download.
+  using host_b = std::conditional_t<B::host_memory, B, backend::reference>;
   require(channels >= 1, "predict", "the image has no channels");
   require(opt.batch >= 1, "predict", "batch must be at least 1, got " + std::to_string(opt.batch));
   const tile_plan<N> plan = plan_tiles<N>(image_ext, {opt.tile, opt.margin, opt.divisor});
@@ -291,14 +293,18 @@ xt::xtensor<float, N + 1> predict_contiguous(M& model, const float* image, index
     shape in_shape{n, channels};
     in_shape.rank = N + 2;
     for (int a = 0; a < N; ++a) in_shape[2 + a] = plan.tile[a];
-    nn::tensor_t<B> x(in_shape);  // [n, C, t...]
+    nn::tensor_t<host_b> x(in_shape);  // [n, C, t...]
     for (index_t i = 0; i < n; ++i)
       gather_tile<N>(image, channels, image_ext, plan.tiles[first + i].origin, plan.tile, opt.pad,
                      x.data() + i * channels * tile_size);
 
     for (std::size_t g = 0; g < transforms.size(); ++g) {
       const auto sym = transforms[g];
-      nn::tensor_t<B> y = sym.identity() ? model.forward(x) : model.forward(apply_symmetry<B>(x, sym));  // [n, K, t'...]
+      const auto run = [&](const nn::tensor_t<host_b>& in) {
+        if constexpr (B::host_memory) return model.forward(in);
+        else return transfer<host_b>(model.forward(transfer<B>(in)));
+      };
+      nn::tensor_t<host_b> y = sym.identity() ? run(x) : run(apply_symmetry<host_b>(x, sym));  // [n, K, t'...]
       shape expect = in_shape;
       if (sym.transpose) std::swap(expect[N], expect[N + 1]);
       expect[1] = y.rank() == N + 2 ? y.dim(1) : 0;
@@ -316,7 +322,7 @@ xt::xtensor<float, N + 1> predict_contiguous(M& model, const float* image, index
       }
       require(y.dim(1) == out_channels, "predict", "the model's output channel count changed between tiles");
       if (g == 0) acc.assign(static_cast<std::size_t>(y.size()), 0.0f);
-      accumulate_inverse<B>(y, sym, acc, plan.tile[N - 2], plan.tile[N - 1]);
+      accumulate_inverse<host_b>(y, sym, acc, plan.tile[N - 2], plan.tile[N - 1]);
     }
     if (transforms.size() > 1)
       for (auto& v : acc) v *= scale;

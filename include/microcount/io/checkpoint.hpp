@@ -146,7 +146,6 @@ nlohmann::json counters_json(const checkpoint_state<B>& state) {
 // Writes `state` under `path` atomically.
 template <class B>
 void save_checkpoint(const std::filesystem::path& path, const checkpoint_state<B>& state, const checkpoint_header& head) {
-  static_assert(B::host_memory, "microcount: device checkpoints copy through host tensors (not yet wired)");
   nlohmann::json table = nlohmann::json::array();
   std::uint64_t offset = 0;
   for (const auto& e : state.entries) {
@@ -177,8 +176,7 @@ void save_checkpoint(const std::filesystem::path& path, const checkpoint_state<B
   bytes.resize(payload_start + offset, '\0');
   for (std::size_t i = 0; i < state.entries.size(); ++i) {
     const auto& t = *state.entries[i].value;
-    std::memcpy(bytes.data() + payload_start + table[i]["offset"].get<std::uint64_t>(), t.data(),
-                static_cast<std::size_t>(t.size()) * 4);
+    t.download(reinterpret_cast<float*>(bytes.data() + payload_start + table[i]["offset"].get<std::uint64_t>()));
   }
   const std::uint32_t crc = detail::crc32_update(0, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   detail::append_pod(bytes, crc);
@@ -245,48 +243,67 @@ struct checkpoint_file {
     checkpoint_header h = read_header();
     require(h.architecture == architecture, where,
             "checkpoint is of architecture '" + h.architecture + "', the model is '" + std::string(architecture) + "'");
-    for (const char* section : {"parameter", "buffer"}) {
-      const nlohmann::json expected = state.signature(section);
-      const nlohmann::json& saved = header.at(std::string(section) == "parameter" ? "signature" : "buffers");
-      if (expected == saved) continue;
-      std::string diff = std::string(section) + " count " + std::to_string(saved.size()) + " saved vs " +
-                         std::to_string(expected.size()) + " in the model";
-      for (std::size_t i = 0; i < std::min(saved.size(), expected.size()); ++i)
-        if (saved[i] != expected[i]) {
-          diff = "tensor " + std::to_string(i) + " is " + saved[i].dump() + " in the checkpoint but " + expected[i].dump() +
-                 " in the model";
-          break;
-        }
-      throw error(where, "checkpoint does not fit this model (" + diff + ")");
-    }
-    const auto& table = header.at("tensors");
-    for (auto& e : state.entries) {
-      const nlohmann::json* found = nullptr;
-      for (const auto& t : table)
-        if (t.at("section") == e.section && t.at("name") == e.name) {
-          found = &t;
-          break;
-        }
-      if (!found) {
-        require(e.section == "optimizer", where, "checkpoint lacks " + e.section + " '" + e.name + "'");
-        continue;  // an optimizer without saved state starts fresh
+    // The signature and table are JSON from the file: a missing key or a wrong type is a corrupt
+    // checkpoint, not a crash.
+    try {
+      for (const char* section : {"parameter", "buffer"}) {
+        const nlohmann::json expected = state.signature(section);
+        const nlohmann::json& saved = header.at(std::string(section) == "parameter" ? "signature" : "buffers");
+        if (expected == saved) continue;
+        std::string diff = std::string(section) + " count " + std::to_string(saved.size()) + " saved vs " +
+                           std::to_string(expected.size()) + " in the model";
+        for (std::size_t i = 0; i < std::min(saved.size(), expected.size()); ++i)
+          if (saved[i] != expected[i]) {
+            diff = "tensor " + std::to_string(i) + " is " + saved[i].dump() + " in the checkpoint but " + expected[i].dump() +
+                   " in the model";
+            break;
+          }
+        throw error(where, "checkpoint does not fit this model (" + diff + ")");
       }
-      std::vector<index_t> dims = found->at("shape").get<std::vector<index_t>>();
-      shape s;
-      for (index_t d : dims) s[s.rank++] = d;
-      if (e.section == "optimizer" && !(s == e.value->shape())) e.value->resize(s);
-      require(s == e.value->shape(), where, e.name + " has shape " + s.str() + " in the checkpoint, " +
-                                                e.value->shape().str() + " in the model");
-      const std::uint64_t off = payload_start + found->at("offset").get<std::uint64_t>();
-      const std::uint64_t n = static_cast<std::uint64_t>(s.size()) * 4;
-      require(off + n <= bytes.size() - 4, where, "tensor '" + e.name + "' lies outside the file");
-      std::memcpy(e.value->data(), bytes.data() + off, n);
+      const auto& table = header.at("tensors");
+      for (auto& e : state.entries) {
+        const nlohmann::json* found = nullptr;
+        for (const auto& t : table)
+          if (t.at("section") == e.section && t.at("name") == e.name) {
+            found = &t;
+            break;
+          }
+        if (!found) {
+          require(e.section == "optimizer", where, "checkpoint lacks " + e.section + " '" + e.name + "'");
+          continue;  // an optimizer without saved state starts fresh
+        }
+        const std::vector<index_t> dims = found->at("shape").get<std::vector<index_t>>();
+        // Checked before the shape is built or an optimizer tensor resized: rank, signs, and that the
+        // tensor fits in the payload (so a lying table can neither overflow `shape` nor ask for a huge allocation).
+        const std::uint64_t payload = bytes.size() - 4 > payload_start ? bytes.size() - 4 - payload_start : 0;
+        require(dims.size() <= static_cast<std::size_t>(shape::max_rank), where,
+                "tensor '" + e.name + "' has " + std::to_string(dims.size()) + " dimensions in the checkpoint");
+        std::uint64_t count = 1;
+        for (index_t d : dims) {
+          require(d >= 0, where, "tensor '" + e.name + "' has a negative dimension in the checkpoint");
+          const auto ud = static_cast<std::uint64_t>(d);
+          count = ud == 0 || count <= payload / 4 / ud ? count * ud : payload / 4 + 1;  // saturates, no overflow
+        }
+        require(count <= payload / 4, where, "tensor '" + e.name + "' lies outside the file");
+        shape s;
+        for (index_t d : dims) s[s.rank++] = d;
+        if (e.section == "optimizer" && !(s == e.value->shape())) e.value->resize(s);
+        require(s == e.value->shape(), where, e.name + " has shape " + s.str() + " in the checkpoint, " +
+                                                  e.value->shape().str() + " in the model");
+        const std::uint64_t offset = found->at("offset").get<std::uint64_t>();  // from the file: may be anything
+        const std::uint64_t n = count * 4;
+        require(offset <= payload && n <= payload - offset, where, "tensor '" + e.name + "' lies outside the file");
+        const std::uint64_t off = payload_start + offset;
+        e.value->upload(reinterpret_cast<const float*>(bytes.data() + off));  // device backends: a copy to the device
+      }
+      const auto counters = header.value("counters", nlohmann::json::object());
+      for (auto& [name, v] : state.counters)
+        if (counters.contains(name)) *v = counters.at(name).template get<std::int64_t>();
+      for (auto& [name, v] : state.reals)
+        if (counters.contains(name) && counters.at(name).is_number()) *v = counters.at(name).template get<double>();
+    } catch (const nlohmann::json::exception& e) {
+      throw error(where, std::string("checkpoint tensor table is malformed: ") + e.what());
     }
-    const auto counters = header.value("counters", nlohmann::json::object());
-    for (auto& [name, v] : state.counters)
-      if (counters.contains(name)) *v = counters.at(name).template get<std::int64_t>();
-    for (auto& [name, v] : state.reals)
-      if (counters.contains(name) && counters.at(name).is_number()) *v = counters.at(name).template get<double>();
     return h;
   }
 };

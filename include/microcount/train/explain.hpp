@@ -5,6 +5,8 @@
 //   xt::xtensor<float, 2> cam = train::pipeline_gradcam(p, image, /*class*/ 1);   // [H, W] in [0, 1]
 //
 // Include this header before a pipeline_holder<P> is instantiated so any_pipeline::gradcam uses it.
+#include <vector>
+
 #include <xtensor/xtensor.hpp>
 
 #include "microcount/explain/gradcam.hpp"
@@ -28,11 +30,13 @@ xt::xtensor<float, 2> pipeline_gradcam(P& p, const io::image& im, int label) {
     ph = (h + div[0] - 1) / div[0] * div[0];
     pw = (w + div[1] - 1) / div[1] * div[1];
   }
-  tensor<float, B> x({1, c, ph, pw});  // [1, C, ph, pw]
+  std::vector<float> padded(static_cast<std::size_t>(c * ph * pw));  // [1, C, ph, pw] on the host
   for (index_t k = 0; k < c; ++k)
     for (index_t y = 0; y < ph; ++y)
       for (index_t xx = 0; xx < pw; ++xx)
-        x[(k * ph + y) * pw + xx] = px(0, k, std::min(y, h - 1), std::min(xx, w - 1));
+        padded[static_cast<std::size_t>((k * ph + y) * pw + xx)] = px(0, k, std::min(y, h - 1), std::min(xx, w - 1));
+  tensor<float, B> x({1, c, ph, pw});  // [1, C, ph, pw] in B's memory
+  x.upload(padded.data());
   const explain::head_kind kind = H::name == std::string_view("density")     ? explain::head_kind::density
                                   : H::name == std::string_view("detection") ? explain::head_kind::detection
                                                                             : explain::head_kind::regression;

@@ -72,7 +72,6 @@ class pipeline {
   static_assert(model_traits<Spec>::dense == Head::dense,
                 "microcount: pipeline<Head, Spec, B>: this head and this model do not fit: density and detection heads need a "
                 "model that outputs maps (nn::unet), the regression head one that outputs a vector (nn::count_regressor)");
-  static_assert(B::host_memory, "microcount: pipeline on a device backend is not wired yet (batches are built on the host)");
 
  public:
   using head_type = Head;
@@ -103,7 +102,7 @@ class pipeline {
 
   // One optimizer step on samples (same size, already normalised and augmented). Returns the loss.
   double train_step(std::span<const data::sample> samples) {
-    auto batch = Head::template batch<B>(samples, hp_, static_cast<std::size_t>(classes()));
+    auto batch = batch_of(samples);
     net_->set_mode(nn::mode::training);
     auto out = net_->forward(batch.images);  // [N, K, H, W] or [N, K]
     auto loss = Head::loss(out, batch.density, hp_);
@@ -119,7 +118,7 @@ class pipeline {
 
   // The loss on one (normalised) sample of any size, in evaluation mode: the validation loss.
   double loss_on(const data::sample& s) {
-    auto batch = Head::template batch<B>(std::span<const data::sample>(&s, 1), hp_, static_cast<std::size_t>(classes()));
+    auto batch = batch_of(std::span<const data::sample>(&s, 1));
     net_->set_mode(nn::mode::evaluation);
     const averaged_weights use(*this);
     auto out = forward_any_size(batch.images);
@@ -157,10 +156,10 @@ class pipeline {
       return infer::predict(*net_, image, o);
     } else {
       tensor<float, B> x({1, channels_, static_cast<index_t>(image.shape()[1]), static_cast<index_t>(image.shape()[2])});
-      std::copy(image.begin(), image.end(), x.data());
+      x.upload(image.data());
       auto y = net_->forward(x);  // [1, K]
       xt::xtensor<float, 3> out = xt::xtensor<float, 3>::from_shape({static_cast<std::size_t>(classes()), 1, 1});
-      std::copy(y.data(), y.data() + y.size(), out.data());
+      y.download(out.data());
       return out;
     }
   }
@@ -311,17 +310,31 @@ class pipeline {
       const index_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
       const index_t ph = (h + div[0] - 1) / div[0] * div[0], pw = (w + div[1] - 1) / div[1] * div[1];
       if (ph == h && pw == w) return net_->forward(x);
-      tensor<float, B> padded = tensor<float, B>::zeros({n, c, ph, pw});
+      // Padding and cropping are copies of rows, done in host memory (device backends: staged).
+      using host_b = std::conditional_t<B::host_memory, B, backend::reference>;
+      const tensor<float, host_b> x_host = transfer<host_b>(x);  // [N, C, h, w]
+      tensor<float, host_b> padded = tensor<float, host_b>::zeros({n, c, ph, pw});
       for (index_t i = 0; i < n * c; ++i)
         for (index_t y = 0; y < h; ++y)
-          std::copy(x.data() + (i * h + y) * w, x.data() + (i * h + y) * w + w, padded.data() + (i * ph + y) * pw);
-      auto out = net_->forward(padded);  // [N, K, ph, pw]
+          std::copy(x_host.data() + (i * h + y) * w, x_host.data() + (i * h + y) * w + w, padded.data() + (i * ph + y) * pw);
+      const tensor<float, host_b> out = transfer<host_b>(net_->forward(transfer<B>(padded)));  // [N, K, ph, pw]
       const index_t k = out.dim(1);
-      tensor<float, B> cropped({n, k, h, w});
+      tensor<float, host_b> cropped({n, k, h, w});
       for (index_t i = 0; i < n * k; ++i)
         for (index_t y = 0; y < h; ++y)
           std::copy(out.data() + (i * ph + y) * pw, out.data() + (i * ph + y) * pw + w, cropped.data() + (i * h + y) * w);
-      return cropped;
+      return transfer<B>(cropped);
+    }
+  }
+
+  // A batch in B's memory: heads build it on the host; device backends receive it in two uploads.
+  data::training_batch<B> batch_of(std::span<const data::sample> samples) const {
+    const auto k = static_cast<std::size_t>(classes());
+    if constexpr (B::host_memory) {
+      return Head::template batch<B>(samples, hp_, k);
+    } else {
+      auto host = Head::template batch<backend::reference>(samples, hp_, k);
+      return {transfer<B>(host.images), transfer<B>(host.density), std::move(host.counts)};
     }
   }
 

@@ -3,6 +3,7 @@
 // (layers/conv_transpose.hpp). The layer owns weight and bias; the arithmetic is the backend's kernel.
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "microcount/nn/layer.hpp"
 #include "microcount/nn/op.hpp"
@@ -15,8 +16,9 @@ namespace detail {
 // with gain √2). Filled on the host; device backends copy.
 template <class B>
 void init_uniform(tensor_t<B>& t, double bound, rng& r) {
-  static_assert(B::host_memory, "microcount: device initialisation goes through a host tensor (not yet wired)");
-  for (index_t i = 0; i < t.size(); ++i) t[i] = static_cast<scalar_t<B>>(r.uniform(-bound, bound));
+  std::vector<scalar_t<B>> host(static_cast<std::size_t>(t.size()));  // the same draws on every backend
+  for (auto& v : host) v = static_cast<scalar_t<B>>(r.uniform(-bound, bound));
+  t.upload(host.data());
 }
 }  // namespace detail
 

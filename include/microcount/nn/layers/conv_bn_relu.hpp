@@ -163,28 +163,40 @@ struct conv_bn_relu : layer_base<B> {
 
  private:
   // Evaluation: w'[o] = w[o]·γ[o]/sqrt(var[o] + eps), b'[o] = β[o] − mean[o]·γ[o]/sqrt(var[o] + eps).
+  // Computed on the host from copies of the (small) parameters, so device backends fold alike.
   void fold(tensor_t<B>& w_folded, tensor_t<B>& b_folded) const {
-    static_assert(B::host_memory, "microcount: folding on device backends comes with their kernels");
     const index_t oc = conv.weight.dim(0), per = conv.weight.shape().size_from(1);
-    w_folded.resize(conv.weight.shape());  // [OC, IC, k...]
-    b_folded.resize(shape{oc});            // [OC]
-    for (index_t o = 0; o < oc; ++o) {
-      const double s = double(bn.weight[o]) / std::sqrt(double(bn.running_var[o]) + bn.op.eps);
-      for (index_t i = 0; i < per; ++i) w_folded[o * per + i] = static_cast<T>(conv.weight[o * per + i] * s);
-      b_folded[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
-    }
+    std::vector<T> w = conv.weight.to_vector(), shift(static_cast<std::size_t>(oc));  // [OC, IC, k...], [OC]
+    const std::vector<double> scale = folded_scale(shift);
+    for (index_t o = 0; o < oc; ++o)
+      for (index_t i = 0; i < per; ++i) w[o * per + i] = static_cast<T>(w[o * per + i] * scale[o]);
+    w_folded.resize(conv.weight.shape());
+    w_folded.upload(w.data());
+    b_folded.resize(shape{oc});
+    b_folded.upload(shift.data());
   }
   // Evaluation on fused backends: scale[o] = γ/sqrt(var + eps), shift[o] = β − mean·scale (kept in
   // folded_weight / folded_bias as [C] vectors).
   void fold_scale_shift() {
     const index_t oc = conv.weight.dim(0);
+    std::vector<T> shift(static_cast<std::size_t>(oc));
+    const std::vector<double> scale = folded_scale(shift);
+    const std::vector<T> scale_t(scale.begin(), scale.end());
     folded_weight.resize(shape{oc});
+    folded_weight.upload(scale_t.data());
     folded_bias.resize(shape{oc});
-    for (index_t o = 0; o < oc; ++o) {
-      const double s = double(bn.weight[o]) / std::sqrt(double(bn.running_var[o]) + bn.op.eps);
-      folded_weight[o] = static_cast<T>(s);
-      folded_bias[o] = static_cast<T>(double(bn.bias[o]) - double(bn.running_mean[o]) * s);
+    folded_bias.upload(shift.data());
+  }
+  // scale[o] = γ[o]/sqrt(running_var[o] + eps); shift[o] = β[o] − running_mean[o]·scale[o].
+  std::vector<double> folded_scale(std::vector<T>& shift) const {
+    const std::vector<T> gamma = bn.weight.to_vector(), beta = bn.bias.to_vector();
+    const std::vector<T> mean = bn.running_mean.to_vector(), var = bn.running_var.to_vector();
+    std::vector<double> scale(gamma.size());
+    for (std::size_t o = 0; o < gamma.size(); ++o) {
+      scale[o] = double(gamma[o]) / std::sqrt(double(var[o]) + bn.op.eps);
+      shift[o] = static_cast<T>(double(beta[o]) - double(mean[o]) * scale[o]);
     }
+    return scale;
   }
   static void relu_in_place(tensor_t<B>& z) {
     // The body reads x then writes y; both are the same element, so running it in place is safe.

@@ -5,6 +5,7 @@
 // The channel count C is taken from the input shape at build().
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "microcount/nn/layer.hpp"
 #include "microcount/nn/layers/views.hpp"
@@ -16,9 +17,9 @@ namespace microcount::nn {
 namespace detail {
 template <class B>
 tensor_t<B> filled(const shape& s, double value) {
-  static_assert(B::host_memory, "microcount: device initialisation goes through a host tensor (not yet wired)");
   tensor_t<B> t(s);
-  for (index_t i = 0; i < t.size(); ++i) t[i] = static_cast<scalar_t<B>>(value);
+  const std::vector<scalar_t<B>> host(static_cast<std::size_t>(t.size()), static_cast<scalar_t<B>>(value));
+  t.upload(host.data());
   return t;
 }
 }  // namespace detail
