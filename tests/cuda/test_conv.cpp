@@ -74,12 +74,16 @@ void check_against_reference(const Op& op, const shape& x_shape, const shape& w_
   const device_t x_d = to_device(x), w_d = to_device(w), bias_d = to_device(bias), dy_d = to_device(dy);
   INFO("x " << x_shape.str() << ", w " << w_shape.str() << ", y " << y_shape.str() << ", bias " << with_bias);
 
+  // The reference divides by the batch size in its bias sums: with an empty batch it gets no bias, and
+  // the bias gradient's expected value is the empty sum, 0 (the output itself is empty then).
+  const bool reference_bias = with_bias && x_shape[0] > 0;
+
   // Every function twice on the oracle: on the inputs, and on their absolute values (the magnitudes).
   oracle_t y(y_shape), y_abs(y_shape);
   device_t y_d = nan_device(y_shape);
-  on_reference::forward(op, x_o.view<rank>(), w_o.view<rank>(), with_bias ? bias_o.data() : nullptr, y.view<rank>());
+  on_reference::forward(op, x_o.view<rank>(), w_o.view<rank>(), reference_bias ? bias_o.data() : nullptr, y.view<rank>());
   const oracle_t x_a = absolute(x_o), w_a = absolute(w_o), bias_a = absolute(bias_o), dy_a = absolute(dy_o);
-  on_reference::forward(op, x_a.view<rank>(), w_a.view<rank>(), with_bias ? bias_a.data() : nullptr, y_abs.view<rank>());
+  on_reference::forward(op, x_a.view<rank>(), w_a.view<rank>(), reference_bias ? bias_a.data() : nullptr, y_abs.view<rank>());
   on_cuda::forward(op, x_d.view<rank>(), w_d.view<rank>(), with_bias ? bias_d.data() : nullptr, y_d.view<rank>());
   CHECK_MESSAGE(worst_error(y, y_abs, y_d) < tolerance, "forward");
 
@@ -92,8 +96,11 @@ void check_against_reference(const Op& op, const shape& x_shape, const shape& w_
 
   oracle_t dw(w_shape), dbias(bias_shape), dw_abs(w_shape), dbias_abs(bias_shape);
   device_t dw_d = nan_device(w_shape), dbias_d = nan_device(bias_shape);
-  on_reference::backward_weights(op, x_o.view<rank>(), dy_o.view<rank>(), dw.view<rank>(), dbias.data());
-  on_reference::backward_weights(op, x_a.view<rank>(), dy_a.view<rank>(), dw_abs.view<rank>(), dbias_abs.data());
+  for (index_t c = 0; c < dbias.size(); ++c) dbias[c] = dbias_abs[c] = 0;
+  on_reference::backward_weights(op, x_o.view<rank>(), dy_o.view<rank>(), dw.view<rank>(),
+                                 reference_bias ? dbias.data() : nullptr);
+  on_reference::backward_weights(op, x_a.view<rank>(), dy_a.view<rank>(), dw_abs.view<rank>(),
+                                 reference_bias ? dbias_abs.data() : nullptr);
   on_cuda::backward_weights(op, x_d.view<rank>(), dy_d.view<rank>(), dw_d.view<rank>(),
                             with_bias ? dbias_d.data() : nullptr);
   CHECK_MESSAGE(worst_error(dw, dw_abs, dw_d) < tolerance, "backward_weights");
@@ -181,6 +188,18 @@ TEST_CASE("cuda conv_transpose 3D: every function matches the reference") {
   SUBCASE("3x3x3 stride 2 pad 1 output_pad 1") {
     check_against_reference(transpose3(2, 1, 1, 1), {1, 2, 3, 3, 4}, {2, 3, 3, 3, 3}, false, 32);
   }
+}
+
+TEST_CASE("cuda conv: empty batches and channel counts (the cudnn backend hands these to cuda)") {
+  SUBCASE("batch 0") { check_against_reference(conv2(1, 1, 1), {0, 3, 5, 4}, {2, 3, 3, 3}, true, 41); }
+  SUBCASE("0 input channels: y is the bias, dw is empty") {
+    check_against_reference(conv2(1, 1, 1), {1, 0, 5, 4}, {2, 0, 3, 3}, true, 42);
+  }
+  SUBCASE("0 output channels: dx is zero") { check_against_reference(conv3(2, 0, 1), {1, 2, 4, 4, 5}, {0, 2, 2, 2, 2}, true, 43); }
+  SUBCASE("transposed, 0 input channels: y is the bias") {
+    check_against_reference(transpose2(2, 0, 1, 0), {2, 0, 3, 4}, {0, 3, 2, 2}, true, 44);
+  }
+  SUBCASE("transposed, batch 0") { check_against_reference(transpose3(2, 0, 1, 0), {0, 2, 2, 2, 2}, {2, 3, 2, 2, 2}, true, 45); }
 }
 
 TEST_CASE("cuda conv: the reduction splits depend on the shape only") {
