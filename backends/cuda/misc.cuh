@@ -54,10 +54,9 @@ struct concat_backward_kernel {
 struct concat {
   using op = ops::concat;
   template <int Rank>
-  static void forward(const op& o, std::type_identity_t<tensor_view<const float, Rank>> a,
+  static void forward(const op&, std::type_identity_t<tensor_view<const float, Rank>> a,
                       std::type_identity_t<tensor_view<const float, Rank>> b, tensor_view<float, Rank> y) {
     reference_detail::concat_kernel<float>::check(a, b, y);  // shapes and contiguity, host-side only
-    (void)o;
     if (elements(y) == 0) return;
     const index_t samples = a.extent[0], block_a = elements(a) / samples, block_b = elements(b) / samples;
     cuda::launch(concat_forward_kernel{}, grid_for(elements(y)), {threads}, 0, a.data, b.data, y.data, samples, block_a,

@@ -26,7 +26,7 @@ class device_buffer {
  public:
   explicit device_buffer(std::int64_t n)
       : n_(n), p_(static_cast<T*>(memory<backend::cuda>::allocate(sizeof(T) * static_cast<std::size_t>(n)))) {}
-  device_buffer(const std::vector<T>& host) : device_buffer(static_cast<std::int64_t>(host.size())) {
+  explicit device_buffer(const std::vector<T>& host) : device_buffer(static_cast<std::int64_t>(host.size())) {
     memory<backend::cuda>::upload(p_, host.data(), sizeof(T) * host.size());
   }
   ~device_buffer() { memory<backend::cuda>::release(p_); }
