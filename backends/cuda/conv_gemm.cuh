@@ -6,8 +6,8 @@
 // where a Problem says how to read A and B (an im2col gather computed on the fly: nothing is
 // materialised) and how to store C (scattered back to NC(D)HW, plus a bias). One block computes a
 // 64×64 tile of C with 256 threads, each keeping a 4×4 register tile; the depth is walked 16 at a
-// time, both operand tiles staged in shared memory, the next tiles fetched into registers while the
-// current ones are multiplied. When the grid of C tiles is too small to fill a GPU and the depth is
+// time, both operand tiles staged in shared memory (two stages: the next tiles are fetched and stored
+// while the current ones are multiplied, one barrier per step). When the grid of C tiles is too small to fill a GPU and the depth is
 // long (weight gradients: the depth is batch × output pixels), the depth is split over grid.z: each
 // split writes its partial tile, and a second kernel adds the splits in a fixed order and stores, so
 // results never depend on scheduling (no float atomics). The split count depends on the shape only.
@@ -71,7 +71,8 @@ struct gemm_tile {
   static constexpr int reg = 4;        // register tile side: rows ty + 16·i, cols tx + 16·j
   // Shared row pitch: 64 + 2 makes the transposed stores of a warp hit distinct banks.
   static constexpr int pitch = 66;
-  static constexpr std::size_t shared_bytes = 2 * depth * pitch * sizeof(float);  // A and B tiles
+  static constexpr int stage_floats = 2 * depth * pitch;  // an A and a B tile
+  static constexpr std::size_t shared_bytes = 2 * stage_floats * sizeof(float);  // two stages
   // Operand elements each thread fetches per depth step (64 × 16 / 256).
   static constexpr int fetch = rows * depth / threads;
 };
@@ -92,8 +93,10 @@ struct gemm_kernel {
 
   template <class Ctx>
   MICROCOUNT_HOST_DEVICE void operator()(const Ctx& ctx) const {
-    float* a_tile = ctx.template shared<float>();  // [tile::depth][pitch]: a_tile[k · pitch + row]
-    float* b_tile = a_tile + tile::depth * tile::pitch;  // [tile::depth][pitch]: b_tile[k · pitch + col]
+    // Two stages of [A tile | B tile], each [tile::depth][pitch] (a[k · pitch + row], b[k · pitch + col]):
+    // step s multiplies stage s % 2 while the fetched step s + 1 is written into the other one, so one
+    // barrier per step suffices.
+    float* stages = ctx.template shared<float>();
     const int t = static_cast<int>(ctx.thread_idx().x);
     const int tx = t % tile::side, ty = t / tile::side;
     const int row0 = static_cast<int>(ctx.block_idx().y) * tile::rows;
@@ -115,11 +118,19 @@ struct gemm_kernel {
 
     float a_next[tile::fetch], b_next[tile::fetch];  // the next depth step, fetched during the multiply
     float acc[tile::reg][tile::reg] = {};
-    if (k_begin < k_end) fetch(k_begin, k_end, row0, t, column, column_inside, a_next, b_next);
-    for (int k0 = k_begin; k0 < k_end; k0 += tile::depth) {  // block-uniform: every thread meets every barrier
-      stage(t, a_next, b_next, a_tile, b_tile);
-      ctx.sync();
-      if (k0 + tile::depth < k_end) fetch(k0 + tile::depth, k_end, row0, t, column, column_inside, a_next, b_next);
+    if (k_begin < k_end) {
+      fetch(k_begin, k_end, row0, t, column, column_inside, a_next, b_next);
+      stage(t, a_next, b_next, stages);
+    }
+    ctx.sync();
+    int current = 0;
+    // Block-uniform loop: every thread meets every barrier. The barrier at the end of step s publishes
+    // stage s + 1 and guarantees every thread is done reading stage s before step s + 1 overwrites it.
+    for (int k0 = k_begin; k0 < k_end; k0 += tile::depth) {
+      const bool more = k0 + tile::depth < k_end;
+      if (more) fetch(k0 + tile::depth, k_end, row0, t, column, column_inside, a_next, b_next);
+      const float* a_tile = stages + current * tile::stage_floats;
+      const float* b_tile = a_tile + tile::depth * tile::pitch;
       for (int k = 0; k < tile::depth; ++k) {
         float a[tile::reg], b[tile::reg];
         for (int i = 0; i < tile::reg; ++i) a[i] = a_tile[k * tile::pitch + ty + tile::side * i];
@@ -127,7 +138,10 @@ struct gemm_kernel {
         for (int i = 0; i < tile::reg; ++i)
           for (int j = 0; j < tile::reg; ++j) acc[i][j] += a[i] * b[j];
       }
-      ctx.sync();  // the tiles are overwritten by the next stage
+      if (!more) break;  // (uniform) the last step needs no barrier: only registers are read after it
+      stage(t, a_next, b_next, stages + (1 - current) * tile::stage_floats);
+      ctx.sync();
+      current = 1 - current;
     }
 
     for (int i = 0; i < tile::reg; ++i) {
@@ -175,7 +189,8 @@ struct gemm_kernel {
     }
   }
 
-  MICROCOUNT_HOST_DEVICE static void stage(int t, const float* a_next, const float* b_next, float* a_tile, float* b_tile) {
+  MICROCOUNT_HOST_DEVICE static void stage(int t, const float* a_next, const float* b_next, float* a_tile) {
+    float* b_tile = a_tile + tile::depth * tile::pitch;
     for (int e = 0; e < tile::fetch; ++e) {
       int k, r;
       a_slot(t, e, k, r);
