@@ -4,9 +4,11 @@
 // against 1 + Σ|term|, the same op run on the absolute values of its inputs:
 // conv and conv_transpose, 2D and 3D, every function (forward with and without bias, backward_data,
 // backward_weights with and without the bias gradient), odd sizes, channel counts that are not
-// multiples of the 64-wide tiles, strides, paddings, dilations, 1×1, 2×2 and 3×3 kernels, and one
-// medium shape per direction that crosses tile boundaries in rows, columns and depth (and splits the
-// weight gradient's depth over blocks). Outputs start as NaN on the device, so a missed element shows.
+// multiples of the 64-wide tiles, strides (including 3: stride phases with several taps), paddings,
+// dilations, 1×1, 2×2, 3×3, 4×4 and non-square kernels, empty batches and channel counts, and one
+// medium shape per op that crosses tile boundaries in rows, columns and depth (and splits the GEMM
+// depth over blocks). Outputs start as NaN on the device, so a missed element shows. Worst error seen:
+// about 1.3e-7 of 1 + Σ|term|.
 #include <doctest/doctest.h>
 
 #include <algorithm>
