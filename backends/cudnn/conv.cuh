@@ -8,6 +8,7 @@
 #include <string>
 #include <type_traits>
 
+#include "microcount/backends/cuda.hpp"
 #include "microcount/backends/cudnn/runtime.cuh"
 #include "microcount/nn/op.hpp"
 #include "microcount/nn/ops.hpp"
@@ -19,6 +20,12 @@ namespace microcount::cudnn {
 struct no_cuda_kernel {};
 template <class Op>
 using cuda_base = std::conditional_t<supports<Op, backend::cuda>, kernel<Op, backend::cuda>, no_cuda_kernel>;
+
+// cuDNN refuses zero extents; empty problems (a batch of 0, no channels) go to the cuda kernel instead.
+template <class... Views>
+bool any_empty(const Views&... v) {
+  return ((v.size() == 0) || ...);
+}
 
 template <int Rank, class T>
 shape shape_of(const tensor_view<T, Rank>& v) {
@@ -139,16 +146,22 @@ struct conv_kernel : cuda_base<ops::conv<Dims>> {
   using in_view = tensor_view<const float, rank>;
   using out_view = tensor_view<float, rank>;
   using engine = convolution<Dims>;
+  using cuda_kernel = kernel<op, backend::cuda>;
 
   // y = conv(x, w) + bias. bias [OC] may be null.
   static void forward(const op& p, in_view x, in_view w, const float* bias, out_view y) {
+    if (any_empty(x, w, y)) return cuda_kernel::forward(p, x, w, bias, y);
     engine::forward(p, x, w, y);
     if (bias) engine::add_bias(bias, y);
   }
   // dx = conv^T(dy, w), overwriting dx.
-  static void backward_data(const op& p, in_view dy, in_view w, out_view dx) { engine::backward_data(p, dy, w, dx); }
+  static void backward_data(const op& p, in_view dy, in_view w, out_view dx) {
+    if (any_empty(dy, w, dx)) return cuda_kernel::backward_data(p, dy, w, dx);
+    engine::backward_data(p, dy, w, dx);
+  }
   // dw and dbias (when non-null), overwriting both.
   static void backward_weights(const op& p, in_view x, in_view dy, out_view dw, float* dbias) {
+    if (any_empty(x, dy, dw)) return cuda_kernel::backward_weights(p, x, dy, dw, dbias);
     engine::backward_filter(p, x, dy, dw);
     if (dbias) engine::bias_grad(dy, dbias);
   }
@@ -163,17 +176,21 @@ struct conv_transpose_kernel : cuda_base<ops::conv_transpose<Dims>> {
   using in_view = tensor_view<const float, rank>;
   using out_view = tensor_view<float, rank>;
   using engine = convolution<Dims>;
+  using cuda_kernel = kernel<op, backend::cuda>;
 
   static void forward(const op& p, in_view x, in_view w, const float* bias, out_view y) {
+    if (any_empty(x, w, y)) return cuda_kernel::forward(p, x, w, bias, y);
     require(shape_of(y) == p.output_shape(shape_of(x), shape_of(w)), "cudnn conv_transpose",
             "output " + shape_of(y).str() + " does not match input " + shape_of(x).str() + " and weight " + shape_of(w).str());
     engine::backward_data(p.forward_conv(), x, w, y);
     if (bias) engine::add_bias(bias, y);
   }
   static void backward_data(const op& p, in_view dy, in_view w, out_view dx) {
+    if (any_empty(dy, w, dx)) return cuda_kernel::backward_data(p, dy, w, dx);
     engine::forward(p.forward_conv(), dy, w, dx);
   }
   static void backward_weights(const op& p, in_view x, in_view dy, out_view dw, float* dbias) {
+    if (any_empty(x, dy, dw)) return cuda_kernel::backward_weights(p, x, dy, dw, dbias);
     engine::backward_filter(p.forward_conv(), dy, x, dw);
     if (dbias) engine::bias_grad(dy, dbias);
   }

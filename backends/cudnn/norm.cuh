@@ -6,8 +6,8 @@
 //     cuDNN path relies on), the normalisation uses the biased one;
 //   - saved_invstd = 1/sqrt(var + eps) is cuDNN's "saved inverse variance".
 // One difference is handled explicitly: with a single value per channel (N·S = 1) the unbiased variance is
-// undefined; the reference keeps the biased one (0). cuDNN is not asked; the cuda kernel runs instead
-// (or, without one, the call is refused with a message).
+// undefined; the reference keeps the biased one (0). cuDNN is not asked; the cuda kernel runs instead, as it
+// does for empty tensors (cuDNN refuses zero extents).
 // backward_inference and group_norm come from the cuda kernels (cuDNN has no equivalent worth a call).
 #include <string>
 
@@ -16,27 +16,19 @@
 
 namespace microcount::cudnn {
 
-// Cuda is backend::cuda; a parameter only so the fallback to its kernel is checked where it is used.
-template <class Cuda = backend::cuda>
 struct batch_norm_kernel : cuda_base<ops::batch_norm> {
   using op = ops::batch_norm;
   using in_view = tensor_view<const float, 3>;  // [N, C, S]
   using out_view = tensor_view<float, 3>;
-  static constexpr bool cuda_has_batch_norm = supports<ops::batch_norm, Cuda>;
+  using cuda_kernel = kernel<op, backend::cuda>;
 
   // y = γ·(x − mean)/sqrt(var + eps) + β with the batch statistics; saved_mean, saved_invstd [C] receive
   // the mean and 1/sqrt(var + eps); running_mean, running_var [C] are updated. γ, β may be null.
   static void forward_training(const op& p, in_view x, const float* gamma, const float* beta, out_view y,
                                float* saved_mean, float* saved_invstd, float* running_mean, float* running_var) {
     const index_t channels = x.extent[1];
-    if (x.extent[0] * x.extent[2] == 1) {
-      if constexpr (cuda_has_batch_norm) {
-        kernel<op, Cuda>::forward_training(p, x, gamma, beta, y, saved_mean, saved_invstd, running_mean, running_var);
-        return;
-      } else {
-        throw error("cudnn batch_norm", "training on one value per channel (batch 1, spatial size 1) has no unbiased variance");
-      }
-    }
+    if (x.size() == 0 || x.extent[0] * x.extent[2] == 1)
+      return cuda_kernel::forward_training(p, x, gamma, beta, y, saved_mean, saved_invstd, running_mean, running_var);
     require_same(x, y, "forward_training");
     const tensor_desc xd(x), yd(y);
     const tensor_desc bn = derived(xd);
@@ -52,6 +44,7 @@ struct batch_norm_kernel : cuda_base<ops::batch_norm> {
   // y = γ·(x − running_mean)/sqrt(running_var + eps) + β.
   static void forward_inference(const op& p, in_view x, const float* gamma, const float* beta, const float* running_mean,
                                 const float* running_var, out_view y) {
+    if (x.size() == 0) return cuda_kernel::forward_inference(p, x, gamma, beta, running_mean, running_var, y);
     require_same(x, y, "forward_inference");
     const tensor_desc xd(x), yd(y);
     const tensor_desc bn = derived(xd);
@@ -67,6 +60,8 @@ struct batch_norm_kernel : cuda_base<ops::batch_norm> {
   // Gradients of the training-mode forward from the statistics it saved; dγ, dβ may be null (not wanted).
   static void backward_training(const op& p, in_view x, in_view dy, const float* gamma, const float* saved_mean,
                                 const float* saved_invstd, out_view dx, float* dgamma, float* dbeta) {
+    if (x.size() == 0)
+      return cuda_kernel::backward_training(p, x, dy, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta);
     require_same(x, dx, "backward_training");
     require_same(dy, dx, "backward_training");
     const index_t channels = x.extent[1];
@@ -103,6 +98,6 @@ struct batch_norm_kernel : cuda_base<ops::batch_norm> {
 namespace microcount {
 
 template <>
-struct kernel<ops::batch_norm, backend::cudnn> : cudnn::batch_norm_kernel<> {};
+struct kernel<ops::batch_norm, backend::cudnn> : cudnn::batch_norm_kernel {};
 
 }  // namespace microcount
