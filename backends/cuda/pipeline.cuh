@@ -5,8 +5,10 @@
 //
 //   gaussian_density(points, H, W, options, scale)        -> [C, H, W]      target::gaussian_density × scale
 //   gaussian_density_batch(lists, H, W, options, scale)   -> [N, C, H, W]   the dense part of data::make_batch
+//   gaussian_density_movie(points, T, H, W, options, scale) -> [C, T, H, W] target::gaussian_density_movie × scale
 //   find_peaks / find_peaks_per_class(maps, options)      -> points         post::find_peaks(_per_class)
 //   find_peaks_per_class_batch(maps [N, K, H, W], ...)    -> points per image
+//   find_peaks_per_frame(movie [T, H, W], options, label) -> points         post::find_peaks_per_frame
 //   gather_tiles<N>(image [C, E...], plan, first, count)  -> [count, C, t...]  infer::detail::gather_tile
 //   stitch_tiles<N>(outputs [count, K, t...], plan, first, stitched [K, E...])  infer::detail::scatter_tile
 //   apply_symmetry(x, g) / accumulate_inverse(y, g, acc)  infer::detail's test-time flips of tiles
@@ -251,6 +253,27 @@ inline device_tensor gaussian_density_batch(std::span<const std::span<const io::
   return out;
 }
 
+// Density movie [C, T, H, W]: target::gaussian_density_movie(points, T, H, W, o) × scale — each point a
+// 2D Gaussian on its own frame (point.frame in [0, T)), adaptive σ from neighbours in the same frame.
+inline device_tensor gaussian_density_movie(std::span<const io::point> points, std::size_t frames, std::size_t height,
+                                            std::size_t width, const target::gaussian_options& o = {}, float scale = 1.0f) {
+  const char* where = "gaussian_density_movie";
+  target::detail::check_options(o, where);
+  require(frames > 0, where, "a movie needs at least one frame");
+  const std::size_t classes = target::detail::class_count(points, o.classes);
+  target::detail::check_size(classes * frames, height, width, where);
+  const auto usable = target::detail::usable_points(points, classes, frames, height, width, o.skip_outside, where);
+  const auto sigmas = target::point_sigmas(usable, o);
+  const auto h = static_cast<std::int64_t>(height), w = static_cast<std::int64_t>(width);
+  std::vector<density_splat> splats;
+  pipeline_detail::append_splats(splats, usable, sigmas, h, w, 0, o);
+  for (std::size_t i = 0; i < usable.size(); ++i)  // plane (label, frame) of [C, T]
+    splats[i].plane = static_cast<std::int64_t>(usable[i].label) * static_cast<std::int64_t>(frames) + usable[i].frame;
+  device_tensor out({static_cast<index_t>(classes), static_cast<index_t>(frames), h, w});  // [C, T, H, W]
+  pipeline_detail::rasterize(splats, static_cast<std::int64_t>(classes * frames), h, w, o, scale, out.data(), where);
+  return out;
+}
+
 // Density map [C, H, W] of one image: target::gaussian_density(points, H, W, o) × scale.
 inline device_tensor gaussian_density(std::span<const io::point> points, std::size_t height, std::size_t width,
                                       const target::gaussian_options& o = {}, float scale = 1.0f) {
@@ -398,7 +421,7 @@ namespace pipeline_detail {
 // same refinement). Indices are local to the plane.
 inline std::vector<post::scored_point> resolve_plane(const peak_candidate* cands, std::size_t n, std::int64_t h,
                                                      std::int64_t w, const post::detail::peak_search& s,
-                                                     const post::peak_options& o, int label) {
+                                                     const post::peak_options& o, int label, int frame) {
   if (n == 0) return {};
   require(n < std::numeric_limits<std::uint32_t>::max(), "peaks", "too many candidate peaks");
   // Plateaus: equal-valued 8-neighbours, joined to their raster-earlier neighbours (cursor per offset).
@@ -468,7 +491,7 @@ inline std::vector<post::scored_point> resolve_plane(const peak_candidate* cands
     post::scored_point p;
     p.score = c.value;
     p.point.label = label;
-    p.point.frame = -1;
+    p.point.frame = frame;
     if (g.pixels == 1) {
       const std::int64_t y = c.index / w, x = c.index % w;
       // The neighbourhood clipped to the image, with the peak at (y − ya, x − xa) in it: the host's
@@ -492,7 +515,7 @@ inline std::vector<post::scored_point> resolve_plane(const peak_candidate* cands
 }
 
 // Peaks of every plane of maps [P, H, W] (device), plane p searched on its own with its own threshold
-// and labelled label_of(p); one list per plane.
+// and labelled label_of(p) (label, frame); one list per plane.
 template <class LabelOf>
 std::vector<std::vector<post::scored_point>> peaks_of_planes(const float* maps, std::int64_t planes, std::int64_t h,
                                                              std::int64_t w, const post::peak_options& o, LabelOf label_of) {
@@ -560,7 +583,8 @@ std::vector<std::vector<post::scored_point>> peaks_of_planes(const float* maps, 
     std::size_t end = at;
     while (end < cands.size() && cands[end].index < (p + 1) * plane_size) ++end;
     for (std::size_t i = at; i < end; ++i) cands[i].index -= p * plane_size;
-    result[static_cast<std::size_t>(p)] = resolve_plane(cands.data() + at, end - at, h, w, s, o, label_of(p));
+    const auto [label, frame] = label_of(p);
+    result[static_cast<std::size_t>(p)] = resolve_plane(cands.data() + at, end - at, h, w, s, o, label, frame);
     at = end;
   }
   return result;
@@ -571,7 +595,7 @@ std::vector<std::vector<post::scored_point>> peaks_of_planes(const float* maps, 
 // Peaks of one map [H, W] (device): post::find_peaks(map, o, label) — sorted by score, frame −1.
 inline std::vector<post::scored_point> find_peaks(const device_tensor& map, const post::peak_options& o = {}, int label = 0) {
   require(map.rank() == 2, "peaks", "expected a map [H, W], got " + map.shape().str());
-  auto r = pipeline_detail::peaks_of_planes(map.data(), 1, map.dim(0), map.dim(1), o, [&](std::int64_t) { return label; });
+  auto r = pipeline_detail::peaks_of_planes(map.data(), 1, map.dim(0), map.dim(1), o, [&](std::int64_t) { return std::pair{label, -1}; });
   return std::move(r[0]);
 }
 
@@ -580,7 +604,19 @@ inline std::vector<post::scored_point> find_peaks(const device_tensor& map, cons
 inline std::vector<post::scored_point> find_peaks_per_class(const device_tensor& maps, const post::peak_options& o = {}) {
   require(maps.rank() == 3, "peaks", "expected maps [C, H, W], got " + maps.shape().str());
   auto per = pipeline_detail::peaks_of_planes(maps.data(), maps.dim(0), maps.dim(1), maps.dim(2), o,
-                                              [](std::int64_t p) { return static_cast<int>(p); });
+                                              [](std::int64_t p) { return std::pair{static_cast<int>(p), -1}; });
+  std::vector<post::scored_point> out;
+  for (auto& v : per) out.insert(out.end(), v.begin(), v.end());
+  return out;
+}
+
+// 2D peaks of every frame of a movie [T, H, W] (device): post::find_peaks_per_frame(movie, o, label) —
+// frame = t, each frame with its own threshold, concatenated in frame order.
+inline std::vector<post::scored_point> find_peaks_per_frame(const device_tensor& movie, const post::peak_options& o = {},
+                                                            int label = 0) {
+  require(movie.rank() == 3, "peaks", "expected a movie [T, H, W], got " + movie.shape().str());
+  auto per = pipeline_detail::peaks_of_planes(movie.data(), movie.dim(0), movie.dim(1), movie.dim(2), o,
+                                              [label](std::int64_t t) { return std::pair{label, static_cast<int>(t)}; });
   std::vector<post::scored_point> out;
   for (auto& v : per) out.insert(out.end(), v.begin(), v.end());
   return out;
@@ -593,7 +629,7 @@ inline std::vector<std::vector<post::scored_point>> find_peaks_per_class_batch(c
   require(maps.rank() == 4, "peaks", "expected maps [N, K, H, W], got " + maps.shape().str());
   const std::int64_t n = maps.dim(0), k = maps.dim(1);
   auto per = pipeline_detail::peaks_of_planes(maps.data(), n * k, maps.dim(2), maps.dim(3), o,
-                                              [k](std::int64_t p) { return static_cast<int>(p % k); });
+                                              [k](std::int64_t p) { return std::pair{static_cast<int>(p % k), -1}; });
   std::vector<std::vector<post::scored_point>> out(static_cast<std::size_t>(n));
   for (std::int64_t p = 0; p < n * k; ++p) {
     auto& v = per[static_cast<std::size_t>(p)];
