@@ -122,15 +122,28 @@ struct upsample_backward_kernel {
       const index_t w = at % t.in[2], h = at / t.in[2] % t.in[1], d = at / (t.in[1] * t.in[2]);
       const float* dyp = dy + plane * out_size;
       float sum = 0;
-      for (index_t od = t.first[0][d]; od <= t.last[0][d]; ++od)
-        for (index_t oh = t.first[1][h]; oh <= t.last[1][h]; ++oh)
-          for (index_t ow = t.first[2][w]; ow <= t.last[2][w]; ++ow)
+      // Which neighbour (lo, hi) of each output lands on this input decides the corners that count;
+      // the corners are still visited in the reference's order, so the sum is the same.
+      for (index_t od = t.first[0][d]; od <= t.last[0][d]; ++od) {
+        const bool d_lo = t.lo[0][od] == d, d_hi = t.hi[0][od] == d;
+        if (!d_lo && !d_hi) continue;
+        for (index_t oh = t.first[1][h]; oh <= t.last[1][h]; ++oh) {
+          const bool h_lo = t.lo[1][oh] == h, h_hi = t.hi[1][oh] == h;
+          if (!h_lo && !h_hi) continue;
+          for (index_t ow = t.first[2][w]; ow <= t.last[2][w]; ++ow) {
+            const bool w_lo = t.lo[2][ow] == w, w_hi = t.hi[2][ow] == w;
+            if (!w_lo && !w_hi) continue;
+            const float g = dyp[(od * t.out[1] + oh) * t.out[2] + ow];
             for (int k = 0; k < 8; ++k) {
-              index_t source;
-              double weight;
-              t.corner(k, od, oh, ow, source, weight);
-              if (source == at) sum += float(weight * dyp[(od * t.out[1] + oh) * t.out[2] + ow]);
+              const bool hd = k & 4, hh = k & 2, hw = k & 1;
+              if (!((hd ? d_hi : d_lo) && (hh ? h_hi : h_lo) && (hw ? w_hi : w_lo))) continue;
+              const double weight = (hd ? t.w_hi[0][od] : t.w_lo[0][od]) * (hh ? t.w_hi[1][oh] : t.w_lo[1][oh]) *
+                                    (hw ? t.w_hi[2][ow] : t.w_lo[2][ow]);
+              sum += float(weight * g);
             }
+          }
+        }
+      }
       dx[e] = sum;
     }
   }

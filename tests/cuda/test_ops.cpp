@@ -411,6 +411,7 @@ TEST_CASE("cuda ops: upsample 2D and 3D, nearest and linear, forward and backwar
     check_upsample<2>({2, 3, 5, 7}, {2, 2}, mode, g);
     check_upsample<2>({1, 2, 1, 3}, {3, 1}, mode, g);  // an extent of 1 and an axis of scale 1
     check_upsample<2>({1, 1, 4, 3}, {1, 4}, mode, g);
+    check_upsample<2>({2, 3, 4, 5}, {3, 2}, mode, g);
     check_upsample<3>({1, 2, 3, 4, 5}, {2, 2, 2}, mode, g);
     check_upsample<3>({2, 1, 1, 3, 2}, {2, 3, 1}, mode, g);
   }
