@@ -53,8 +53,12 @@ struct convolution {
       int count = 0;
       MICROCOUNT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), xd, wd, cd, yd,
                                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, ranked));
-      return pick(ranked, count, "forward");
+      choice c = pick(ranked, count, "forward");
+      MICROCOUNT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(
+          handle(), xd, wd, cd, yd, static_cast<cudnnConvolutionFwdAlgo_t>(c.algorithm), &c.workspace));
+      return c;
     });
+    use_math(cd, c);
     const float one = 1.f, zero = 0.f;
     void* ws = this_thread().workspace(c.workspace);
     MICROCOUNT_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, xd, x.data, wd, w.data, cd,
@@ -73,8 +77,12 @@ struct convolution {
       int count = 0;
       MICROCOUNT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
           handle(), wd, dyd, cd, dxd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, ranked));
-      return pick(ranked, count, "backward-data");
+      choice c = pick(ranked, count, "backward-data");
+      MICROCOUNT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
+          handle(), wd, dyd, cd, dxd, static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algorithm), &c.workspace));
+      return c;
     });
+    use_math(cd, c);
     const float one = 1.f, zero = 0.f;
     void* ws = this_thread().workspace(c.workspace);
     MICROCOUNT_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, wd, w.data, dyd, dy.data, cd,
@@ -93,8 +101,12 @@ struct convolution {
       int count = 0;
       MICROCOUNT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
           handle(), xd, dyd, cd, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, ranked));
-      return pick(ranked, count, "backward-filter");
+      choice c = pick(ranked, count, "backward-filter");
+      MICROCOUNT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          handle(), xd, dyd, cd, wd, static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algorithm), &c.workspace));
+      return c;
     });
+    use_math(cd, c);
     const float one = 1.f, zero = 0.f;
     void* ws = this_thread().workspace(c.workspace);
     MICROCOUNT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, xd, x.data, dyd, dy.data, cd,
@@ -119,6 +131,10 @@ struct convolution {
   }
 
  private:
+  // Under TF32 the descriptor takes the math type the algorithm was ranked with; FP32 stays FMA-only.
+  static void use_math(const convolution_desc& cd, const choice& c) {
+    if (settings().allow_tf32) MICROCOUNT_CUDNN_CHECK(cudnnSetConvolutionMathType(cd, c.math));
+  }
   // x, w, y must be what conv<Dims> makes: a wrong extent is an error naming the call, not garbage.
   static void require_shape(const ops::conv<Dims>& p, in_view x, in_view w, out_view y, const char* call) {
     const shape expected = p.output_shape(shape_of(x), shape_of(w));

@@ -32,6 +32,7 @@ inline void check(cudnnStatus_t status, const char* call) {
 #define MICROCOUNT_CUDNN_CHECK(call) ::microcount::cudnn::check((call), #call)
 
 // What the backend may trade for speed. Defaults keep results comparable with the reference backend.
+// Set before the first cudnn call (not synchronised; cached algorithm choices are keyed on the settings).
 struct settings_t {
   // false: FP32 arithmetic only (CUDNN_FMA_MATH). true: cuDNN may use TF32 tensor cores on sm_80+
   // (about 10 mantissa bits per product: several times faster, ~1e-3 relative error).
@@ -226,10 +227,12 @@ problem_key make_key(int direction, const std::array<index_t, Rank>& x, const st
 struct choice {
   int algorithm = 0;
   std::size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_FMA_MATH;  // what the algorithm was ranked with (tensor-op math under TF32)
 };
 
 // Picks from cuDNN's ranked list (heuristics, fastest first) the first usable one: status success,
-// workspace within the limit, deterministic when the settings ask for it.
+// workspace within the limit, deterministic when the settings ask for it. The caller then asks cuDNN
+// for the exact workspace of the chosen algorithm (the ranked list's figure is an estimate).
 template <class Perf>
 choice pick(const Perf* ranked, int count, const char* direction) {
   const settings_t& s = settings();
@@ -237,7 +240,7 @@ choice pick(const Perf* ranked, int count, const char* direction) {
     const Perf& p = ranked[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > s.max_workspace_bytes) continue;
     if (s.deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
-    return {static_cast<int>(p.algo), p.memory};
+    return {static_cast<int>(p.algo), p.memory, p.mathType};
   }
   throw error("cudnn", std::string("no usable ") + direction + " convolution algorithm among " + std::to_string(count) +
                            (s.deterministic ? " (deterministic ones only: cudnn::settings().deterministic)" : "") +
