@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the foundation, network and emulated-cuda test executables and the fuzz regression replay with
+# AddressSanitizer + UndefinedBehaviorSanitizer (-DMICROCOUNT_SANITIZE=ON, -O1) into build-sanitize/ and runs
+# them. Any sanitizer report fails (UBSan does not recover). The pipeline tests and the program are left
+# out: too slow under the sanitizers for CI (docs/reliability.md).
+#   scripts/sanitize.sh [doctest options…]      e.g. scripts/sanitize.sh -tc="tiff*"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --deps
+jobs=$(nproc 2>/dev/null || echo 2)
+start=$(date +%s)
+cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Release -DMICROCOUNT_SANITIZE=ON \
+      -DMICROCOUNT_BUILD_EXAMPLES=OFF -DMICROCOUNT_BUILD_FUZZ_REPLAY=ON ${MICROCOUNT_CMAKE_ARGS:-} >/dev/null
+targets=(microcount_tests microcount_nn_tests fuzz_replay)
+ls tests/cuda/*.cpp >/dev/null 2>&1 && targets+=(microcount_cuda_tests)
+cmake --build build-sanitize -j "$jobs" --target "${targets[@]}"
+built=$(date +%s)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+for t in microcount_tests microcount_nn_tests microcount_cuda_tests; do
+  [ -x "build-sanitize/tests/$t" ] || continue
+  echo "sanitize: $t"
+  "build-sanitize/tests/$t" --minimal "$@"
+done
+echo "sanitize: fuzz regressions"
+build-sanitize/fuzz/fuzz_replay fuzz/regressions | tail -n 1
+echo "sanitize: built in $((built - start)) s, ran in $(($(date +%s) - built)) s"
