@@ -21,7 +21,7 @@ else
   rl_train --out "$tmp/rl_kill" --epochs 12 >/dev/null 2>"$tmp/rl_kill_err" &
   pid=$!
   ckpt="$tmp/rl_kill/TrainingRun/checkpoints/latest_model.mcm"
-  for _ in $(seq 1 600); do [ -e "$ckpt" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+  for _ in $(seq 1 6000); do [ -e "$ckpt" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
   delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", r / 32767 * 1.5 }')
   sleep "$delay"
   if kill -9 $pid 2>/dev/null; then killed="killed after ${delay} s past the first checkpoint"; else killed="finished before the kill"; fi
