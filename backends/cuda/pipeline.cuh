@@ -61,10 +61,18 @@ using device_tensor = tensor<float, backend::cuda>;
 
 namespace pipeline_detail {
 
+// The shape [n] (built member by member: GCC 12 falsely warns on the initializer-list path here).
+inline shape vector_shape(index_t n) {
+  shape s;
+  s.rank = 1;
+  s.dims[0] = n;
+  return s;
+}
+
 // A small host array copied to a new device buffer (tile lists, splats, tile boxes).
 template <class T>
 tensor<T, backend::cuda> upload_array(const std::vector<T>& host) {
-  tensor<T, backend::cuda> d({static_cast<index_t>(std::max<std::size_t>(host.size(), 1))});
+  tensor<T, backend::cuda> d(vector_shape(static_cast<index_t>(std::max<std::size_t>(host.size(), 1))));
   if (!host.empty()) memory<backend::cuda>::upload(d.data(), host.data(), sizeof(T) * host.size());
   return d;
 }
@@ -530,8 +538,9 @@ std::vector<std::vector<post::scored_point>> peaks_of_planes(const float* maps, 
   // Thresholds from each plane's range (the host's step 1), non-finite values reported as the host does.
   constexpr unsigned threads = plane_range_kernel::threads;
   const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>((plane_size + 16 * threads - 1) / (16 * threads), 1, 64));
-  tensor<float, backend::cuda> lo({planes * blocks}), hi({planes * blocks});  // [P, blocks]
-  tensor<std::int64_t, backend::cuda> bad({planes * blocks});                 // [P, blocks]
+  const shape partials = vector_shape(planes * blocks);
+  tensor<float, backend::cuda> lo(partials), hi(partials);  // [P, blocks]
+  tensor<std::int64_t, backend::cuda> bad(partials);        // [P, blocks]
   launch(plane_range_kernel{}, {blocks, unsigned(planes)}, {threads}, plane_range_kernel::shared_bytes, maps, plane_size,
          lo.data(), hi.data(), bad.data());
   const auto lo_h = lo.to_vector(), hi_h = hi.to_vector();
@@ -562,8 +571,8 @@ std::vector<std::vector<post::scored_point>> peaks_of_planes(const float* maps, 
   auto capacity = static_cast<unsigned long long>(std::max<std::int64_t>(1024, planes * plane_size / 32));
   std::vector<peak_candidate> cands;
   for (;;) {
-    tensor<peak_candidate, backend::cuda> found({static_cast<index_t>(capacity)});  // [capacity]
-    tensor<unsigned long long, backend::cuda> count({1});
+    tensor<peak_candidate, backend::cuda> found(vector_shape(static_cast<index_t>(capacity)));  // [capacity]
+    tensor<unsigned long long, backend::cuda> count(vector_shape(1));
     count.fill_zero();
     launch(peak_candidate_kernel{halo}, grid, {unsigned(tile), unsigned(tile)}, shared, maps, h, w, s.d, s.border,
            static_cast<const float*>(d_thresholds.data()), found.data(), capacity, count.data());
