@@ -106,8 +106,10 @@ struct conv_kernel {
 
   // s[c] = sum of v over every axis but the channel axis 1.
   static void channel_sums(in_view v, T* s) {
-    const index_t channels = v.extent[1], spatial = v.size() / (v.extent[0] * channels);
+    const index_t channels = v.extent[1];
     for (index_t c = 0; c < channels; ++c) s[c] = T(0);
+    if (v.size() == 0) return;  // an empty batch: the sums are 0 (and the division below would be by 0)
+    const index_t spatial = v.size() / (v.extent[0] * channels);
     for (index_t i = 0; i < v.size(); ++i) s[(i / spatial) % channels] += v.data[i];
   }
 };
@@ -124,7 +126,7 @@ struct conv_transpose_kernel {
 
   static void forward(const op& p, in_view x, in_view w, const T* bias, out_view y) {
     conv::backward_data(p.forward_conv(), x, w, y);
-    if (bias) {
+    if (bias && y.size() > 0) {
       const index_t oc = y.extent[1], spatial = y.size() / (y.extent[0] * oc);
       for (index_t i = 0; i < y.size(); ++i) y.data[i] += bias[(i / spatial) % oc];
     }

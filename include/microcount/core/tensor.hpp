@@ -58,7 +58,7 @@ struct tensor_view {
     return true;
   }
   // The read-only view of the same memory.
-  operator tensor_view<const T, Rank>() const { return {data, extent, stride}; }
+  operator tensor_view<const T, Rank>() const requires(!std::is_const_v<T>) { return {data, extent, stride}; }
 };
 
 template <class T, backend_tag B>
