@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the foundation, network and emulated-cuda test executables and the fuzz regression replay with
-# AddressSanitizer + UndefinedBehaviorSanitizer (-DMICROCOUNT_SANITIZE=ON, -O1) into build-sanitize/ and runs
-# them. Any sanitizer report fails (UBSan does not recover). The pipeline tests and the program are left
-# out: too slow under the sanitizers for CI (docs/reliability.md).
+# Builds test executables and the fuzz regression replay with AddressSanitizer + UndefinedBehaviorSanitizer
+# (-DMICROCOUNT_SANITIZE=ON, -O1) into build-sanitize/ and runs them. Any sanitizer report fails (UBSan does
+# not recover). The pipeline tests and the program are left out: too slow under the sanitizers.
+#   MICROCOUNT_SANITIZE_SUITES="foundation cuda"   (default, what CI runs) foundation + emulated-cuda tests
+#   MICROCOUNT_SANITIZE_SUITES="foundation network cuda"   also the network core (~35 more CPU-minutes to build)
 #   scripts/sanitize.sh [doctest options…]      e.g. scripts/sanitize.sh -tc="tiff*"
+# fuzz_replay (every saved fuzz input) is always built and run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --deps
@@ -11,14 +13,17 @@ jobs=$(nproc 2>/dev/null || echo 2)
 start=$(date +%s)
 cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Release -DMICROCOUNT_SANITIZE=ON \
       -DMICROCOUNT_BUILD_EXAMPLES=OFF -DMICROCOUNT_BUILD_FUZZ_REPLAY=ON ${MICROCOUNT_CMAKE_ARGS:-} >/dev/null
-targets=(microcount_tests microcount_nn_tests fuzz_replay)
-ls tests/cuda/*.cpp >/dev/null 2>&1 && targets+=(microcount_cuda_tests)
+suites="${MICROCOUNT_SANITIZE_SUITES:-foundation cuda}"
+targets=(fuzz_replay)
+case " $suites " in *" foundation "*) targets+=(microcount_tests) ;; esac
+case " $suites " in *" network "*) targets+=(microcount_nn_tests) ;; esac
+case " $suites " in *" cuda "*) ls tests/cuda/*.cpp >/dev/null 2>&1 && targets+=(microcount_cuda_tests) ;; esac
 cmake --build build-sanitize -j "$jobs" --target "${targets[@]}"
 built=$(date +%s)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-for t in microcount_tests microcount_nn_tests microcount_cuda_tests; do
-  [ -x "build-sanitize/tests/$t" ] || continue
+for t in "${targets[@]}"; do
+  [ "$t" = fuzz_replay ] && continue
   echo "sanitize: $t"
   "build-sanitize/tests/$t" --minimal "$@"
 done
