@@ -1,6 +1,7 @@
-// Fuzzes the JSON configuration reader: text -> JSON (nlohmann, its parse errors are the caller's to turn
-// into microcount::error, as the program does) -> train::from_json, which must reject every bad value by
-// name. The checkpoint's copy of the hyperparameters goes through the same from_json.
+// Fuzzes the JSON configuration reader: text -> JSON (nlohmann; its exceptions are the caller's to turn into
+// microcount::error, as the program's --config does: every nlohmann::json::exception, not only parse_error,
+// since a number too large for a double is out_of_range 406) -> train::from_json, which must reject every
+// bad value by name. The checkpoint's copy of the hyperparameters goes through the same from_json.
 #include <nlohmann/json.hpp>
 
 #include "fuzz_support.hpp"
@@ -11,7 +12,7 @@ MICROCOUNT_FUZZ_TARGET(hyperparameters) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(fuzz::as_text(data, size));
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     return 0;
   }
   fuzz::guarded([&] {
