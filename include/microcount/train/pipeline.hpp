@@ -66,6 +66,16 @@ struct model_traits<nn::count_regressor<D, Norm, Depth>> {
   }
 };
 
+namespace pipeline_detail {
+// a ← a + (1 − d)·(w − a): the weight average's update. At namespace scope, because nvcc does not take
+// a class's private nested type as a kernel's template argument.
+struct lerp_body {
+  float keep;
+  template <class V>
+  MICROCOUNT_HOST_DEVICE void operator()(V& a, const V& w) const { a = a + (V(1.0f) - V(keep)) * (w - a); }
+};
+}  // namespace pipeline_detail
+
 template <counting_head Head, class Spec, backend_tag B = backend::cpu>
 class pipeline {
   static_assert(model_traits<Spec>::known, "microcount: pipeline<Head, Spec, B>: Spec is not a model of nn/models (unet, count_regressor)");
@@ -248,11 +258,6 @@ class pipeline {
     net_->for_each_buffer([&](std::string_view, tensor<float, B>& b) { t.push_back(&b); });
     return t;
   }
-  struct lerp_body {  // a ← a + (1 − d)·(w − a)
-    float keep;
-    template <class V>
-    MICROCOUNT_HOST_DEVICE void operator()(V& a, const V& w) const { a = a + (V(1.0f) - V(keep)) * (w - a); }
-  };
   void update_average() {
     if (hp_.ema <= 0) return;
     const auto targets = averaged_targets();
@@ -262,7 +267,7 @@ class pipeline {
     // Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early averages forget fast.
     const double d = std::min(hp_.ema, (1.0 + static_cast<double>(average_steps_)) / (10.0 + static_cast<double>(average_steps_)));
     for (std::size_t i = 0; i < targets.size(); ++i)
-      for_each<B>(targets[i]->size(), lerp_body{static_cast<float>(d)}, average_[i].data(), targets[i]->data());
+      for_each<B>(targets[i]->size(), pipeline_detail::lerp_body{static_cast<float>(d)}, average_[i].data(), targets[i]->data());
   }
   void add_average(io::checkpoint_state<B>& state) {
     if (hp_.ema <= 0) return;

@@ -98,7 +98,9 @@ validation_scores validate_on(P& p, const std::vector<data::sample>& samples) {
     }
     if constexpr (P::head_type::dense) {
       has_points = true;
-      const auto m = eval::match_points(s.points, r.points, {.radius = p.hp().match_radius});
+      eval::match_options by_radius;  // (not a designated initializer: nvcc's front end rejects it here)
+      by_radius.radius = p.hp().match_radius;
+      const auto m = eval::match_points(s.points, r.points, by_radius);
       det.true_positives += m.pairs.size();
       det.false_negatives += m.unmatched_truth.size();
       det.false_positives += m.unmatched_predicted.size();
