@@ -10,14 +10,26 @@
 // Writing: image "tomo_<k>" gets tomo_idx k, the others the smallest unused indices in their order;
 // labels whose names are all whole numbers keep them as class_label, otherwise label i becomes class i + 1
 // (DeepFinder reserves 0 for background) and the names are lost. A still image's points get z = 0.
+//
+// Event lists (one movie per file, post::event_object records, for the event pipeline):
+//   read_event_list_xml / read_event_list_csv   class_label → label, z → frame (kept fractional: DeepFinder's
+//       clustering writes centroids), cluster_size → size (0 when absent); a CSV may instead be a napari
+//       points CSV with axes frame, y, x (detected by its header), whose points are all events (label 2).
+//       Objects of several tomo_idx values are refused: they belong to different movies.
+//   write_event_list_xml   <object tomo_idx="0" obj_id="k" class_label x y z cluster_size/> as DeepFinder's
+//       objl.write_xml names them (no orientation: psi/phi/the mean nothing for a 2D+t movie)
+//   write_event_list_csv   tomo_idx,obj_id,class_label,x,y,z,cluster_size
+//   Numbers are written in the shortest form that reads back to the same double, so write → read is exact.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -28,6 +40,8 @@
 #include "microcount/io/annotations.hpp"
 #include "microcount/io/atomic_file.hpp"
 #include "microcount/io/csv.hpp"
+#include "microcount/io/napari_csv.hpp"
+#include "microcount/post/event_object.hpp"
 
 namespace microcount::io {
 
@@ -228,6 +242,158 @@ inline void write_objlist_xml(const std::filesystem::path& path, const annotatio
 
 inline void write_objlist_csv(const std::filesystem::path& path, const annotations& ann) {
   write_text_atomically(path, objlist_csv_text(ann));
+}
+
+// ---- event lists (one movie, post::event_object) -------------------------------------------------
+
+namespace objlist_detail {
+
+// Checks that every object of an event list belongs to one movie (one tomo_idx value).
+class single_tomo {
+ public:
+  explicit single_tomo(const std::string& where) : where_(where) {}
+  void see(const char* tomo, std::size_t line) {
+    if (!tomo) return;
+    const auto t = checked_whole(tomo, "tomo_idx", where_, line);
+    if (!first_) first_ = t;
+    else if (*first_ != t)
+      throw error(where_, line_prefix(line) + "tomo_idx " + std::to_string(t) + " after tomo_idx " + std::to_string(*first_) +
+                              ": an event list holds the objects of one movie");
+  }
+
+ private:
+  const std::string& where_;
+  std::optional<std::int64_t> first_;
+};
+
+inline post::event_object to_event(std::string_view cls, std::string_view x, std::string_view y, std::string_view z,
+                                   const char* cluster_size, const std::string& where, std::size_t line) {
+  post::event_object o;
+  o.label = static_cast<int>(checked_whole(cls, "class_label", where, line));
+  o.x = checked_coordinate(x, "x", where, line);
+  o.y = checked_coordinate(y, "y", where, line);
+  o.frame = checked_coordinate(z, "z", where, line);
+  if (cluster_size && *cluster_size)
+    o.size = static_cast<std::size_t>(checked_whole(cluster_size, "cluster_size", where, line, 9.0e15));
+  return o;
+}
+
+}  // namespace objlist_detail
+
+// Parses object-list XML text as the event list of one movie; `where` names the file in errors.
+inline std::vector<post::event_object> parse_event_list_xml(const std::string& text, const std::string& where) {
+  pugi::xml_document doc;
+  load_xml(doc, text, where);
+  const pugi::xml_node root = doc.document_element();
+  if (std::string_view(root.name()) != "objlist")
+    throw error(where, "root element is <" + std::string(root.name()) + ">, expected <objlist> (ExoDeepFinder object list)");
+  std::vector<post::event_object> out;
+  point_budget budget(where);
+  objlist_detail::single_tomo tomo(where);
+  const text_lines lines(text);
+  for (const auto& el : root.children()) {
+    if (el.type() != pugi::node_element) continue;
+    const std::size_t line = lines.line_of(el);
+    if (std::string_view(el.name()) != "object")
+      throw error(where, line_prefix(line) + "<" + el.name() + "> where <object> was expected");
+    const auto need = [&](const char* attr) -> const char* {
+      const pugi::xml_attribute a = el.attribute(attr);
+      if (!a) throw error(where, line_prefix(line) + "<object> has no '" + attr + "' attribute");
+      return a.value();
+    };
+    budget.take();
+    const pugi::xml_attribute t = el.attribute("tomo_idx"), size = el.attribute("cluster_size");
+    tomo.see(t ? t.value() : nullptr, line);
+    out.push_back(objlist_detail::to_event(need("class_label"), need("x"), need("y"), need("z"),
+                                           size ? size.value() : nullptr, where, line));
+  }
+  return out;
+}
+
+// Parses an object-list CSV (header with class_label, x, y, z) or a napari points CSV with three axes
+// (frame, y, x; every point an event, label 2) as the event list of one movie.
+inline std::vector<post::event_object> parse_event_list_csv(std::string_view text, const std::string& where) {
+  csv::tokenizer tok(text, where);
+  const csv::header head = csv::read_header(tok);
+  std::vector<post::event_object> out;
+  if (is_objlist_header(head)) {
+    const std::size_t cls = *head.find("class_label"), x = *head.find("x"), y = *head.find("y"), z = *head.find("z");
+    const std::optional<std::size_t> t = head.find("tomo_idx"), size = head.find("cluster_size");
+    point_budget budget(where);
+    objlist_detail::single_tomo tomo(where);
+    csv::row r;
+    while (tok.next(r)) {
+      head.require_width(r, where);
+      budget.take();
+      tomo.see(t ? r.fields[*t].c_str() : nullptr, r.line);
+      out.push_back(objlist_detail::to_event(r.fields[cls], r.fields[x], r.fields[y], r.fields[z],
+                                             size ? r.fields[*size].c_str() : nullptr, where, r.line));
+    }
+    return out;
+  }
+  if (is_napari_header(head)) {
+    const std::size_t axes = napari_detail::find_axes(head).count;
+    if (axes != 3)
+      throw error(where, "napari CSV with " + std::to_string(axes) +
+                             " axes; a movie's points have 3 (axis-0 = frame, axis-1 = y, axis-2 = x)");
+    const annotations ann = parse_napari_csv(text, where, where);
+    const image_points& im = ann.images.at(0);
+    for (const point& p : im.points) out.push_back(post::event_object{2, static_cast<double>(p.frame), p.y, p.x, 0});
+    return out;
+  }
+  throw error(where, "neither an object-list CSV (class_label, x, y, z) nor a napari points CSV (index, axis-0, axis-1, axis-2)");
+}
+
+inline std::vector<post::event_object> read_event_list_xml(const std::filesystem::path& path) {
+  return parse_event_list_xml(read_text(path), path.string());
+}
+
+inline std::vector<post::event_object> read_event_list_csv(const std::filesystem::path& path) {
+  return parse_event_list_csv(read_text(path), path.string());
+}
+
+namespace objlist_detail {
+
+inline void check_event(const post::event_object& o, std::size_t index) {
+  if (o.label < 0) throw error("event list", "object " + std::to_string(index) + " has a negative class label");
+  if (!std::isfinite(o.x) || !std::isfinite(o.y) || !std::isfinite(o.frame))
+    throw error("event list", "object " + std::to_string(index) + " has a coordinate that is not finite");
+}
+
+}  // namespace objlist_detail
+
+// ExoDeepFinder object-list XML text of one movie (tomo_idx 0, obj_id = position in the list).
+inline std::string event_list_xml_text(std::span<const post::event_object> objects) {
+  std::string out = "<objlist>\n";
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    const post::event_object& o = objects[i];
+    objlist_detail::check_event(o, i);
+    out += "  <object tomo_idx=\"0\" obj_id=\"" + std::to_string(i) + "\" class_label=\"" + std::to_string(o.label) +
+           "\" x=\"" + format_number(o.x) + "\" y=\"" + format_number(o.y) + "\" z=\"" + format_number(o.frame) +
+           "\" cluster_size=\"" + std::to_string(o.size) + "\"/>\n";
+  }
+  out += "</objlist>\n";
+  return out;
+}
+
+// Object-list CSV text of one movie: tomo_idx,obj_id,class_label,x,y,z,cluster_size.
+inline std::string event_list_csv_text(std::span<const post::event_object> objects) {
+  std::string out = "tomo_idx,obj_id,class_label,x,y,z,cluster_size\n";
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    const post::event_object& o = objects[i];
+    objlist_detail::check_event(o, i);
+    out += "0," + std::to_string(i) + ',' + std::to_string(o.label) + ',' + format_number(o.x) + ',' + format_number(o.y) +
+           ',' + format_number(o.frame) + ',' + std::to_string(o.size) + '\n';
+  }
+  return out;
+}
+
+inline void write_event_list_xml(const std::filesystem::path& path, std::span<const post::event_object> objects) {
+  write_text_atomically(path, event_list_xml_text(objects));
+}
+
+inline void write_event_list_csv(const std::filesystem::path& path, std::span<const post::event_object> objects) {
+  write_text_atomically(path, event_list_csv_text(objects));
 }
 
 }  // namespace microcount::io
