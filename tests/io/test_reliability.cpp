@@ -1,8 +1,11 @@
 // Input limits and bad input across readers (docs/reliability.md): a header may not ask for more than
 // microcount::limits() allows, whatever the file's size; images without annotations and annotations
-// without images are reported by name; NaN / infinite pixels reach the caller unchanged and are left out of
-// intensity statistics; NaN / infinite coordinates are rejected by every text reader.
+// without images are reported by name; NaN / infinite pixels reach the caller unchanged, are left out of
+// intensity statistics and become 0 when normalised; NaN / infinite coordinates are rejected by every text reader.
 #include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -108,7 +111,7 @@ TEST_CASE("reliability: a TIFF header cannot ask for more than limits() allow") 
   }
 }
 
-TEST_CASE("reliability: NaN and infinite pixels reach the caller unchanged and stay out of intensity statistics") {
+TEST_CASE("reliability: NaN and infinite pixels reach the caller unchanged, stay out of intensity statistics and become 0 when normalised") {
   const auto dir = test::scratch("reliability_nan");
   io::image img;
   img.pixels = xt::xtensor<float, 4>::from_shape({1, 1, 4, 4});  // [F, C, H, W]
@@ -128,7 +131,16 @@ TEST_CASE("reliability: NaN and infinite pixels reach the caller unchanged and s
   data::normalize_percentile(s, 0, 100);
   CHECK(s.image.pixels(0, 0, 0, 0) == doctest::Approx(0.0));
   CHECK(s.image.pixels(0, 0, 3, 2) == doctest::Approx(14.0 / 14.0));
-  CHECK(std::isnan(s.image.pixels(0, 0, 0, 1)));
+  // Normalisation sets the non-finite pixels to 0, the background level: a network never sees them.
+  CHECK(s.image.pixels(0, 0, 0, 1) == 0.0f);
+  CHECK(s.image.pixels(0, 0, 2, 2) == 0.0f);
+  CHECK(s.image.pixels(0, 0, 3, 3) == 0.0f);
+  data::sample fixed = s;
+  fixed.image = back;
+  data::normalize_fixed(fixed, 1, 2);
+  CHECK(fixed.image.pixels(0, 0, 0, 2) == doctest::Approx(0.5));
+  CHECK(fixed.image.pixels(0, 0, 0, 1) == 0.0f);
+  CHECK(fixed.image.pixels(0, 0, 2, 2) == 0.0f);
   // Integer output has no NaN: the writer stores 0.
   io::write_tiff(dir / "nan_u8.tif", img, io::dtype::uint8);
   CHECK(io::read_tiff(dir / "nan_u8.tif").pixels(0, 0, 0, 1) == 0.0f);
@@ -160,4 +172,25 @@ TEST_CASE("reliability: images without annotations and annotations without image
 
   io::write_text_atomically(dir / "annotations.csv", "image,x,y\na.tif,1,2\nmissing_007.tif,3,4\n");
   throws_naming([&] { (void)data::open_dataset(dir); }, {"missing_007.tif", "not in the folder"});
+}
+
+TEST_CASE("reliability: temporary files of killed writers are removed, those of live processes kept") {
+  const auto dir = test::scratch("reliability_stale_tmp");
+  // A pid that is surely gone: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  const auto dead = dir / (".latest_model.mcm.tmp-" + std::to_string(child));
+  const auto alive = dir / (".best_model.mcm.tmp-" + std::to_string(::getpid()));
+  const auto other = dir / ".notes.tmp-abc";
+  for (const auto& f : {dead, alive, other}) io::write_text_atomically(f, "x");
+  io::write_text_atomically(dir / "latest_model.mcm", "kept");
+  CHECK(io::remove_stale_temporaries(dir) == 1);
+  CHECK_FALSE(std::filesystem::exists(dead));
+  CHECK(std::filesystem::exists(alive));
+  CHECK(std::filesystem::exists(other));
+  CHECK(io::read_text(dir / "latest_model.mcm") == "kept");
+  CHECK(io::remove_stale_temporaries(dir / "no_such_folder") == 0);
 }

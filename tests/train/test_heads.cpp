@@ -125,6 +125,9 @@ TEST_CASE("hyperparameters: JSON round trip, partial updates, unknown keys and w
   CHECK_THROWS_WITH_AS(train::from_json(nlohmann::json{{"head", "magic"}}), doctest::Contains("head must be"), error);
   CHECK_THROWS_WITH_AS(train::from_json(nlohmann::json{{"seed", -1}}), doctest::Contains("seed must be >= 0"), error);
   CHECK_THROWS_AS(train::from_json(nlohmann::json::array()), error);
+  // Sane ranges, insane product: 1024 crops of 4096² at width 16 would need 1 TiB for one feature map.
+  CHECK_THROWS_WITH_AS(train::from_json(nlohmann::json{{"patch", 4096}, {"batch", 1024}}), doctest::Contains("batch × patch² × base_width is too large"), error);
+  CHECK_NOTHROW(train::from_json(nlohmann::json{{"patch", 4096}, {"batch", 4}}));
 }
 
 TEST_CASE("history: epoch records round-trip through JSON, NaN as null") {

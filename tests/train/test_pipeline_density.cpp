@@ -115,6 +115,31 @@ TEST_CASE("density pipeline: a run paused after 2 epochs and resumed ends with t
   CHECK(rb.best_epoch == ra.best_epoch);
 }
 
+TEST_CASE("density pipeline: a network that diverges after its last step of an epoch stops in validation, naming the epoch and the last good checkpoint") {
+  const auto ds = data::open_dataset(synthetic_folder());
+  auto hp = small_hp();
+  hp.ema = 0;  // validation uses the raw weights
+  small_counter p(hp, ds.labels(), 1);
+  train::training_options o;
+  o.checkpoints = test::scratch("pipeline_diverge_in_validation");
+  int steps = 0;  // 6 images × 2 crops / batch 4 → 3 steps per epoch; poison after the last step of epoch 2
+  o.progress = [&](const std::string&) {
+    if (++steps == 6)
+      p.network().for_each_parameter([](const auto& q) { q.value->data()[0] = std::numeric_limits<float>::quiet_NaN(); });
+  };
+  const auto latest = (o.checkpoints / "latest_model.mcm").string();
+  try {
+    train::fit(p, ds, fixed_split(), o);
+    FAIL("a network with NaN weights passed validation");
+  } catch (const error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("epoch 2, validation:") != std::string::npos);
+    CHECK(what.find("last good checkpoint: " + latest) != std::string::npos);
+  }
+  // The checkpoint of epoch 1 is intact and loads.
+  CHECK(train::read_checkpoint_info(latest).position.epoch == 1);
+}
+
 TEST_CASE("density pipeline: predicts images of any size; checkpoints of another architecture are refused by name") {
   const auto ds = data::open_dataset(synthetic_folder());
   small_counter p(small_hp(), ds.labels(), 1);

@@ -9,6 +9,8 @@
 // Percentiles are taken per channel over all frames of one sample (so 16-bit, 8-bit and RGB images all
 // land near [0, 1] whatever their range). 1 and 99.8 are the CSBDeep / StarDist defaults and what the
 // PyTorch yardstick uses, with the same 1e-6 floor on the divisor for flat images.
+// Non-finite pixels (NaN: a missing value; ±inf) are left out of the percentiles and become 0 — the
+// background level — after normalisation, so a network never sees them (readers pass them through).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -48,12 +50,15 @@ inline void normalize_percentile(sample& s, double lo = 1.0, double hi = 99.8) {
     values.resize(frames * plane);
     for (std::size_t f = 0; f < frames; ++f) std::copy_n(&px(f, c, 0, 0), plane, values.begin() + static_cast<std::ptrdiff_t>(f * plane));
     std::erase_if(values, [](float v) { return !std::isfinite(v); });
-    if (values.empty()) continue;  // nothing to measure: leave the channel as it is
+    if (values.empty()) {  // nothing to measure: every pixel of the channel is non-finite
+      for (std::size_t f = 0; f < frames; ++f) std::fill_n(&px(f, c, 0, 0), plane, 0.0f);
+      continue;
+    }
     const double p_lo = percentile(values, lo), p_hi = percentile(values, hi);
     const double inv = 1.0 / std::max(p_hi - p_lo, 1e-6);
     for (std::size_t f = 0; f < frames; ++f) {
       float* v = &px(f, c, 0, 0);  // [H, W]
-      for (std::size_t i = 0; i < plane; ++i) v[i] = static_cast<float>((v[i] - p_lo) * inv);
+      for (std::size_t i = 0; i < plane; ++i) v[i] = std::isfinite(v[i]) ? static_cast<float>((v[i] - p_lo) * inv) : 0.0f;
     }
   }
 }
@@ -61,7 +66,7 @@ inline void normalize_percentile(sample& s, double lo = 1.0, double hi = 99.8) {
 inline void normalize_fixed(sample& s, double offset, double scale) {
   require(scale != 0 && std::isfinite(scale) && std::isfinite(offset), s.name, "normalize_fixed needs a finite, non-zero scale");
   const double inv = 1.0 / scale;
-  for (auto& v : s.image.pixels) v = static_cast<float>((v - offset) * inv);
+  for (auto& v : s.image.pixels) v = std::isfinite(v) ? static_cast<float>((v - offset) * inv) : 0.0f;
 }
 
 template <sample_view V>

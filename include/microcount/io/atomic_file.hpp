@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "microcount/core/error.hpp"
@@ -51,6 +52,27 @@ inline void write_atomically(const std::filesystem::path& path,
     fs::remove(tmp, ec);
     throw;
   }
+}
+
+// Removes the temporary files that write_atomically left in `folder` when its process was killed
+// (".<name>.tmp-<pid>" whose process no longer exists); those of live processes stay. Returns how many
+// went. Called where a run starts or resumes, so kill -9 leaves no lasting half-written checkpoints.
+inline std::size_t remove_stale_temporaries(const std::filesystem::path& folder) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::size_t removed = 0;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const auto at = name.rfind(".tmp-");
+    if (name.empty() || name[0] != '.' || at == std::string::npos || at + 5 >= name.size()) continue;
+    const std::string digits = name.substr(at + 5);
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) ++removed;
+  }
+  return removed;
 }
 
 // Writes `content` to `path` atomically.

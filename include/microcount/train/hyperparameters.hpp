@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "microcount/core/error.hpp"
+#include "microcount/core/limits.hpp"
 
 namespace microcount::train {
 
@@ -132,6 +133,13 @@ inline void validate(const hyperparameters& h, std::string_view where = "hyperpa
   check(h.match_radius > 0, "match_radius must be > 0");
   check(h.patch >= 8 && h.patch <= 4096, "patch must be 8..4096");
   check(h.batch >= 1 && h.batch <= 1024, "batch must be 1..1024");
+  // Each range alone is sane, not every product: one first-level feature map of a batch must fit the memory limit.
+  const double feature_map_bytes = static_cast<double>(h.batch) * static_cast<double>(h.patch) * static_cast<double>(h.patch) *
+                                   static_cast<double>(h.base_width) * sizeof(float);
+  check(feature_map_bytes <= static_cast<double>(limits().max_total_bytes),
+        "batch × patch² × base_width is too large: one feature map of a batch would take " +
+            std::to_string(static_cast<long long>(feature_map_bytes / (1 << 20))) + " MiB, over the memory limit of " +
+            std::to_string(limits().max_total_bytes >> 20) + " MiB (lower batch or patch)");
   check(h.patches_per_image >= 1 && h.patches_per_image <= 10000, "patches_per_image must be 1..10000");
   check(h.scale_min > 0 && h.scale_max >= h.scale_min && h.scale_max <= 8, "need 0 < scale_min <= scale_max <= 8");
   check(h.brightness >= 0 && h.brightness < 1 && h.contrast >= 0 && h.contrast < 1, "brightness and contrast in [0, 1)");

@@ -35,6 +35,7 @@
 #include "microcount/data/patches.hpp"
 #include "microcount/data/split.hpp"
 #include "microcount/eval/matching.hpp"
+#include "microcount/io/atomic_file.hpp"
 #include "microcount/eval/metrics.hpp"
 #include "microcount/nn/schedule.hpp"
 #include "microcount/train/history.hpp"
@@ -209,6 +210,7 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
     require(!ec && fs::is_directory(o.checkpoints), o.checkpoints.string(), "cannot create the checkpoint folder: " + ec.message());
     result.best_checkpoint = o.checkpoints / "best_model.mcm";
     result.latest_checkpoint = o.checkpoints / "latest_model.mcm";
+    io::remove_stale_temporaries(o.checkpoints);  // what a killed run was writing
   }
   if (!split.validation.empty()) {
     std::string names;
@@ -224,6 +226,13 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
   std::int64_t epochs_this_call = 0;
   std::int64_t since_best = result.best_epoch > 0 ? pos.epoch - result.best_epoch : 0;
   result.stop_reason = "finished";
+  // What stops a run names the epoch, the stage and the checkpoint to go back to.
+  const auto stopped = [&](std::int64_t epoch, const std::string& stage, const error& e) {
+    const std::string last = result.latest_checkpoint.empty() || !fs::exists(result.latest_checkpoint)
+                                 ? "none" : result.latest_checkpoint.string();
+    return error("training", "epoch " + std::to_string(epoch + 1) + ", " + stage + ": " + e.what() +
+                                 "; last good checkpoint: " + last);
+  };
   for (std::int64_t epoch = pos.epoch; epoch < hp.epochs; ++epoch) {
     if (o.max_epochs > 0 && epochs_this_call >= o.max_epochs) {
       result.stop_reason = "paused after " + std::to_string(epochs_this_call) + " epoch(s)";
@@ -245,10 +254,7 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
       try {
         loss = p.train_step(batch);
       } catch (const error& e) {
-        const std::string last = result.latest_checkpoint.empty() || !fs::exists(result.latest_checkpoint)
-                                     ? "none" : result.latest_checkpoint.string();
-        throw error("training", "epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(pos.step + 1) + ": " +
-                                    e.what() + "; last good checkpoint: " + last);
+        throw stopped(epoch, "step " + std::to_string(pos.step + 1), e);
       }
       loss_sum += loss;
       ++steps;
@@ -269,7 +275,13 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
     epoch_record rec;
     rec.epoch = pos.epoch;
     rec.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, steps));
-    const validation_scores v = validate_on(p, val_samples);
+    // A diverged network can pass its last training step and fail first here (non-finite maps).
+    validation_scores v;
+    try {
+      v = validate_on(p, val_samples);
+    } catch (const error& e) {
+      throw stopped(epoch, "validation", e);
+    }
     rec.val_loss = v.loss;
     rec.val_mae = v.mae;
     rec.val_f1 = v.f1;
