@@ -1,4 +1,5 @@
-// microcount synth OUT_DIR: writes a seeded synthetic fluorescence data set (TIFFs + CVAT annotations.xml).
+// microcount synth OUT_DIR: writes a seeded synthetic fluorescence data set (TIFFs + CVAT annotations.xml);
+// microcount synth --movie OUT_DIR: seeded synthetic TIRF movies with ExoDeepFinder object lists.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -10,6 +11,7 @@
 
 #include "command.hpp"
 #include "microcount/data/synth.hpp"
+#include "microcount/data/synth_movie.hpp"
 
 namespace {
 
@@ -33,7 +35,27 @@ const char* const usage =
     "  --blur SIGMA      optics blur, pixels (default 1)\n"
     "  --background P    mean background, photons per pixel (default 12)\n"
     "  --read-noise R    camera read noise, ADU (default 1.5)\n"
-    "Prints one JSON line: {\"out\", \"images\", \"points\", \"per_class\", \"seconds\"}.";
+    "Prints one JSON line: {\"out\", \"images\", \"points\", \"per_class\", \"seconds\"}.\n\n"
+    "usage: microcount synth --movie OUT_DIR [--movies N] [--frames T] [--size S | --height H --width W]\n"
+    "                        [--events E] [--spots B] [--seed S] [--background PHOTONS] [--bleaching F]\n"
+    "                        [--psf SIGMA] [--read-noise ADU] [--min-distance PX]\n\n"
+    "Writes N synthetic TIRF movies of exocytosis OUT_DIR/movie_001.tif (uint16, [T, H, W]) with\n"
+    "OUT_DIR/movie_001.xml beside each (ExoDeepFinder object list: class 2 = fusion event at its first\n"
+    "frame, class 1 = docked bright spot, once per frame it is visible), the layout `microcount events`\n"
+    "trains on. Movie k uses seed S + k - 1 (see docs/movies.md for the model).\n"
+    "  --movies N        number of movies (default 4)\n"
+    "  --frames T        frames per movie (default 48)\n"
+    "  --size S          square frames of S×S pixels (default 96); --height/--width for others\n"
+    "  --events E        fusion events per movie (default 6)\n"
+    "  --spots B         docked bright spots per movie that never fuse (default 6)\n"
+    "  --seed S          random seed (default 1)\n"
+    "  --background P    mean background, photons per pixel (default 100)\n"
+    "  --bleaching F     share of background and spot signal lost per frame (default 0.003)\n"
+    "  --psf SIGMA       optics point-spread function, pixels (default 1.2)\n"
+    "  --read-noise R    camera read noise, ADU (default 2)\n"
+    "  --min-distance D  pixels between objects visible in the same frames (default 10)\n"
+    "Prints one JSON line: {\"out\", \"movies\", \"frames\", \"height\", \"width\", \"events\",\n"
+    "\"bright_spot_objects\", \"seconds\"}.";
 
 std::size_t count_option(const microcount::cli::arguments& a, const std::string& key, std::size_t fallback) {
   const long long v = a.integer(key, static_cast<long long>(fallback));
@@ -51,8 +73,47 @@ std::uint64_t seed_option(const microcount::cli::arguments& a) {
   return seed;
 }
 
+int run_movies(const microcount::cli::arguments& a) {
+  a.allow_only({"movie", "movies", "frames", "size", "height", "width", "events", "spots", "seed", "background",
+                "bleaching", "psf", "read-noise", "min-distance"});
+  if (a.positional.size() != 1) throw error("microcount", "synth --movie takes one OUT_DIR (see microcount synth --help)");
+  microcount::data::movie_synth_options o;
+  const std::size_t movies = count_option(a, "movies", 4);
+  o.frames = count_option(a, "frames", o.frames);
+  const std::size_t size = count_option(a, "size", o.height);
+  o.height = count_option(a, "height", size);
+  o.width = count_option(a, "width", size);
+  o.events = count_option(a, "events", o.events);
+  o.bright_spots = count_option(a, "spots", o.bright_spots);
+  o.seed = seed_option(a);
+  o.background = a.number("background", o.background);
+  o.bleaching = a.number("bleaching", o.bleaching);
+  o.psf_sigma = a.number("psf", o.psf_sigma);
+  o.read_noise = a.number("read-noise", o.read_noise);
+  o.min_distance = a.number("min-distance", o.min_distance);
+  if (movies == 0) throw error("microcount", "option --movies must be at least 1");
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::string out = a.positional[0];
+  const auto counts = microcount::data::write_synthetic_movies(out, o, movies);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "synth: wrote %zu movies (%zu events) with their object lists to %s\n", counts.movies, counts.events,
+               out.c_str());
+  const nlohmann::json line{{"out", out},
+                            {"movies", counts.movies},
+                            {"frames", o.frames},
+                            {"height", o.height},
+                            {"width", o.width},
+                            {"events", counts.events},
+                            {"bright_spot_objects", counts.bright_spot_objects},
+                            {"seconds", seconds}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 int run(const std::vector<std::string>& args) {
-  const microcount::cli::arguments a(args);
+  const microcount::cli::arguments a(args, {"movie"});
+  if (a.has("movie")) return run_movies(a);
   a.allow_only({"images", "size", "height", "width", "classes", "min-cells", "max-cells", "seed", "dtype", "touching",
                 "blur", "background", "read-noise"});
   if (a.positional.size() != 1) throw error("microcount", "synth takes one OUT_DIR (see microcount synth --help)");
@@ -90,6 +151,6 @@ int run(const std::vector<std::string>& args) {
   return 0;
 }
 
-const microcount::cli::register_command reg{{"synth", "write a synthetic fluorescence data set (TIFF + CVAT XML)", usage, run}};
+const microcount::cli::register_command reg{{"synth", "write a synthetic fluorescence data set (TIFF + CVAT XML), or movies (--movie)", usage, run}};
 
 }  // namespace
