@@ -38,28 +38,11 @@
 #include "microcount/io/atomic_file.hpp"
 #include "microcount/eval/metrics.hpp"
 #include "microcount/nn/schedule.hpp"
+#include "microcount/train/epoch_loop.hpp"
 #include "microcount/train/history.hpp"
 #include "microcount/train/pipeline.hpp"
 
 namespace microcount::train {
-
-struct training_options {
-  std::filesystem::path checkpoints;                        // folder for best_model.mcm / latest_model.mcm ("" = none)
-  std::optional<std::filesystem::path> resume;              // continue from this checkpoint
-  std::function<void(const std::string&)> log = nullptr;    // one line per event (epoch summary, checkpoint…)
-  std::function<void(const std::string&)> progress = nullptr;  // the live progress line (overwritten in place)
-  std::function<void(const epoch_record&, const history&)> on_epoch = nullptr;  // after every epoch (curves…)
-  std::int64_t max_epochs = 0;                              // stop after this many epochs in this call (0: all)
-};
-
-struct training_result {
-  history epochs;
-  std::int64_t best_epoch = -1;          // 1-based; -1 without validation
-  double best_metric = std::numeric_limits<double>::infinity();
-  bool stopped_early = false;
-  std::string stop_reason;               // "finished", "early stopping: …", "paused after N epochs"
-  std::filesystem::path best_checkpoint, latest_checkpoint;
-};
 
 // Validation figures of one pass over whole images.
 struct validation_scores {
@@ -67,17 +50,6 @@ struct validation_scores {
   double mae = not_measured;  // mean over classes of the per-class count MAE
   double f1 = not_measured;
 };
-
-// "1 h 02 min", "3 min 05 s", "42 s".
-inline std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(seconds + 0.5);
-  char buf[64];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld h %02lld min", s / 3600, (s % 3600) / 60);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%lld min %02lld s", s / 60, s % 60);
-  else std::snprintf(buf, sizeof buf, "%lld s", s);
-  return buf;
-}
 
 // Scores a pipeline on whole, normalised samples (points in the samples are the truth).
 template <class P>
@@ -172,6 +144,7 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
 
   const std::int64_t steps_per_epoch =
       std::max<std::int64_t>(1, static_cast<std::int64_t>((crops.size() + static_cast<std::size_t>(hp.batch) - 1) / static_cast<std::size_t>(hp.batch)));
+  require(crops.size() > 0, "training", "no training crops");
   const std::int64_t total_steps = steps_per_epoch * hp.epochs;
 
   // ---- state (possibly resumed) ------------------------------------------------------------------
@@ -204,14 +177,7 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
     return hp.lr;
   };
 
-  if (!o.checkpoints.empty()) {
-    std::error_code ec;
-    fs::create_directories(o.checkpoints, ec);
-    require(!ec && fs::is_directory(o.checkpoints), o.checkpoints.string(), "cannot create the checkpoint folder: " + ec.message());
-    result.best_checkpoint = o.checkpoints / "best_model.mcm";
-    result.latest_checkpoint = o.checkpoints / "latest_model.mcm";
-    io::remove_stale_temporaries(o.checkpoints);  // what a killed run was writing
-  }
+  prepare_checkpoints(result, o.checkpoints);
   if (!split.validation.empty()) {
     std::string names;
     for (std::size_t i = 0; i < split.validation.size(); ++i) names += (i ? ", " : "") + ds.name(split.validation[i]);
@@ -221,112 +187,45 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
       std::to_string(split.validation.size()) + "; " + std::to_string(hp.epochs) + " epochs × " +
       std::to_string(steps_per_epoch) + " steps of " + std::to_string(hp.batch) + " crops " + std::to_string(hp.patch) + "²");
 
-  const auto run_start = std::chrono::steady_clock::now();
-  const std::int64_t first_epoch = pos.epoch;
-  std::int64_t epochs_this_call = 0;
-  std::int64_t since_best = result.best_epoch > 0 ? pos.epoch - result.best_epoch : 0;
-  result.stop_reason = "finished";
-  // What stops a run names the epoch, the stage and the checkpoint to go back to.
-  const auto stopped = [&](std::int64_t epoch, const std::string& stage, const error& e) {
-    const std::string last = result.latest_checkpoint.empty() || !fs::exists(result.latest_checkpoint)
-                                 ? "none" : result.latest_checkpoint.string();
-    return error("training", "epoch " + std::to_string(epoch + 1) + ", " + stage + ": " + e.what() +
-                                 "; last good checkpoint: " + last);
+  const loop_settings settings{.epochs = hp.epochs, .steps_per_epoch = steps_per_epoch, .patience = hp.patience};
+  std::vector<std::vector<std::size_t>> batches;  // this epoch's crop indices, drawn when its first step starts
+  const auto step = [&](std::int64_t epoch, std::int64_t k) {
+    if (k == 0) batches = data::epoch_batches(crops.size(), static_cast<std::size_t>(hp.batch), r);
+    const auto& idx = batches[static_cast<std::size_t>(k)];
+    p.set_learning_rate(lr_at(pos.step, epoch));
+    std::vector<std::uint64_t> seeds(idx.size());
+    for (auto& sd : seeds) sd = r.next();
+    std::vector<data::sample> batch(idx.size());
+    parallel_for(0, static_cast<std::int64_t>(idx.size()), [&](std::int64_t i) {
+      rng own(seeds[static_cast<std::size_t>(i)]);
+      batch[static_cast<std::size_t>(i)] = draw(idx[static_cast<std::size_t>(i)], own);
+    });
+    const double loss = p.train_step(batch);
+    return step_result{loss, p.learning_rate()};
   };
-  for (std::int64_t epoch = pos.epoch; epoch < hp.epochs; ++epoch) {
-    if (o.max_epochs > 0 && epochs_this_call >= o.max_epochs) {
-      result.stop_reason = "paused after " + std::to_string(epochs_this_call) + " epoch(s)";
-      break;
-    }
-    const auto epoch_start = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    std::int64_t steps = 0;
-    for (const auto& idx : data::epoch_batches(crops.size(), static_cast<std::size_t>(hp.batch), r)) {
-      p.set_learning_rate(lr_at(pos.step, epoch));
-      std::vector<std::uint64_t> seeds(idx.size());
-      for (auto& s : seeds) s = r.next();
-      std::vector<data::sample> batch(idx.size());
-      parallel_for(0, static_cast<std::int64_t>(idx.size()), [&](std::int64_t k) {
-        rng own(seeds[static_cast<std::size_t>(k)]);
-        batch[static_cast<std::size_t>(k)] = draw(idx[static_cast<std::size_t>(k)], own);
-      });
-      double loss = 0;
-      try {
-        loss = p.train_step(batch);
-      } catch (const error& e) {
-        throw stopped(epoch, "step " + std::to_string(pos.step + 1), e);
-      }
-      loss_sum += loss;
-      ++steps;
-      ++pos.step;
-      if (o.progress) {
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        const double done = static_cast<double>((epoch - first_epoch) * steps_per_epoch + steps);
-        const double left = static_cast<double>((hp.epochs - first_epoch) * steps_per_epoch) - done;
-        char line[256];
-        std::snprintf(line, sizeof line, "epoch %lld/%lld  step %lld/%lld  loss %.4g  lr %.2g  %s left",
-                      static_cast<long long>(epoch + 1), static_cast<long long>(hp.epochs), static_cast<long long>(steps),
-                      static_cast<long long>(steps_per_epoch), loss_sum / static_cast<double>(steps), p.learning_rate(),
-                      format_duration(elapsed / done * left).c_str());
-        o.progress(line);
-      }
-    }
-    pos.epoch = epoch + 1;
-    epoch_record rec;
-    rec.epoch = pos.epoch;
-    rec.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, steps));
-    // A diverged network can pass its last training step and fail first here (non-finite maps).
-    validation_scores v;
-    try {
-      v = validate_on(p, val_samples);
-    } catch (const error& e) {
-      throw stopped(epoch, "validation", e);
-    }
+  const auto end_epoch = [&](epoch_record& rec) {
+    const validation_scores v = validate_on(p, val_samples);
     rec.val_loss = v.loss;
     rec.val_mae = v.mae;
     rec.val_f1 = v.f1;
     if (hp.schedule == "plateau" && std::isfinite(v.mae)) plateau.step(v.mae);
     rec.learning_rate = p.learning_rate();
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    result.epochs.push_back(rec);
-    ++epochs_this_call;
-
-    // Model selection: validation MAE, or the training loss when there is no validation set.
-    const double metric = std::isfinite(v.mae) ? v.mae : rec.train_loss;
-    const bool improved = metric < result.best_metric;
-    if (improved) {
-      result.best_metric = metric;
-      result.best_epoch = pos.epoch;
-      since_best = 0;
-    } else {
-      ++since_best;
-    }
-    pos.best_metric = result.best_metric;
-    pos.best_epoch = result.best_epoch;
+    char text[160];
+    std::snprintf(text, sizeof text, "  val loss %.5g  val MAE %.3f  val F1 %.3f", v.loss, v.mae, v.f1);
+    return epoch_summary{v.mae, text};
+  };
+  const auto save = [&](bool improved) {
     pos.rng_state = r.state();
     pos.extra = {{"history", to_json(result.epochs)}, {"steps_per_epoch", steps_per_epoch}};
-    {
-      nlohmann::json pl = nlohmann::json::object();
-      plateau.for_each_state([&](std::string_view name, auto& value) { pl[std::string(name)] = value; });
-      pos.extra["plateau"] = pl;
-    }
+    nlohmann::json pl = nlohmann::json::object();
+    plateau.for_each_state([&](std::string_view name, auto& value) { pl[std::string(name)] = value; });
+    pos.extra["plateau"] = pl;
     if (!o.checkpoints.empty()) {
       if (improved) p.save(result.best_checkpoint, pos, false);
       p.save(result.latest_checkpoint, pos, true);
     }
-    char line[320];
-    std::snprintf(line, sizeof line, "epoch %lld/%lld  loss %.5g  val loss %.5g  val MAE %.3f  val F1 %.3f  lr %.3g  %.1f s%s",
-                  static_cast<long long>(pos.epoch), static_cast<long long>(hp.epochs), rec.train_loss, rec.val_loss,
-                  rec.val_mae, rec.val_f1, rec.learning_rate, rec.seconds, improved ? "  *best" : "");
-    say(line);
-    if (o.on_epoch) o.on_epoch(rec, result.epochs);
-    if (hp.patience > 0 && since_best >= hp.patience) {
-      result.stopped_early = true;
-      result.stop_reason = "early stopping: no better validation MAE for " + std::to_string(hp.patience) + " epochs";
-      say(result.stop_reason);
-      break;
-    }
-  }
+  };
+  run_epochs(result, pos, settings, o, step, end_epoch, save);
   // Calibration of the best model on the validation images (a second pipeline: this one keeps its weights).
   if (hp.calibrate && P::head_type::calibrated_counts && !val_samples.empty() && result.stop_reason.rfind("paused", 0) != 0 &&
       !result.best_checkpoint.empty() && fs::exists(result.best_checkpoint)) {
