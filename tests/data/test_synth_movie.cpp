@@ -196,3 +196,35 @@ TEST_CASE("normalize_frames: each frame by its own percentiles (bleaching-invari
   CHECK(normalized(2, 5, 5) == 0.0f);  // flat frame: (v - p) / 1e-6 with v == p
   CHECK_THROWS_AS(data::normalize_frames(normalized, 50, 10), microcount::error);
 }
+
+TEST_CASE("normalize_frames: the radix selection equals data::percentile on awkward frames") {
+  rng random(11);
+  for (int trial = 0; trial < 60; ++trial) {
+    const std::size_t n = 1 + random.below(3000);
+    auto frames = xt::xtensor<float, 3>::from_shape({1, 1, n});  // [T, H, W]
+    const auto kind = trial % 5;
+    for (auto& v : frames) {
+      if (kind == 0) v = static_cast<float>(random.below(4));                    // heavy duplicates
+      else if (kind == 1) v = static_cast<float>(random.normal(0, 1e-3));        // around ±0, tiny values
+      else if (kind == 2) v = static_cast<float>(std::ldexp(random.uniform(-1, 1), static_cast<int>(random.below(60)) - 30));
+      else if (kind == 3) v = 100 + static_cast<float>(random.below(65536));    // a 16-bit camera
+      else v = random.uniform() < 0.1 ? NAN : static_cast<float>(random.uniform(-5, 5));
+    }
+    const double lo = random.uniform(0, 50), hi = random.uniform(lo + 1e-3, 100);
+    std::vector<float> finite(frames.begin(), frames.end());
+    std::erase_if(finite, [](float v) { return !std::isfinite(v); });
+    if (finite.empty()) continue;
+    std::vector<float> copy = finite;
+    const double want_lo = data::percentile(copy, lo);
+    copy = finite;
+    const double want_hi = data::percentile(copy, hi);
+    double got_lo = 0, got_hi = 0;
+    REQUIRE(data::frame_percentiles(frames.data(), n, lo, hi, got_lo, got_hi));
+    CAPTURE(trial);
+    CHECK(got_lo == want_lo);
+    CHECK(got_hi == want_hi);
+  }
+  const float nans[3] = {NAN, INFINITY, NAN};
+  double a = 0, b = 0;
+  CHECK_FALSE(data::frame_percentiles(nans, 3, 1, 99, a, b));
+}
