@@ -63,6 +63,15 @@ inline std::optional<std::size_t> last_number(const std::string& stem) {
   return static_cast<std::size_t>(std::stoull(digits));
 }
 
+// The entries of a folder; a folder that cannot be listed is a microcount::error naming it.
+inline std::vector<std::filesystem::directory_entry> list_folder(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::directory_entry> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) out.push_back(*it);
+  if (ec) throw error(dir.string(), "cannot list the folder: " + ec.message());
+  return out;
+}
+
 // [F, 1, H, W] → [F, H, W] without copying the pixels (a 1000-frame movie is hundreds of MB).
 inline xt::xtensor<float, 3> drop_channel_axis(xt::xtensor<float, 4>&& pixels) {
   const auto s = pixels.shape();  // [F, 1, H, W]
@@ -85,8 +94,9 @@ inline movie read_movie_file(const std::filesystem::path& path) {
 inline movie read_movie_folder(const std::filesystem::path& dir) {
   const std::string where = dir.string();
   std::map<std::size_t, std::filesystem::path> by_frame;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (!entry.is_regular_file() || !is_tiff_name(entry.path())) continue;
+  for (const auto& entry : list_folder(dir)) {
+    std::error_code ec;
+    if (!entry.is_regular_file(ec) || !is_tiff_name(entry.path())) continue;
     const std::string stem = entry.path().stem().string();
     const auto n = last_number(stem);
     if (!n) throw error(entry.path().string(), "no frame number in the file name (a movie folder orders frames by the last number in each name)");
@@ -166,14 +176,14 @@ inline std::vector<std::pair<std::filesystem::path, std::filesystem::path>> find
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) throw error(dir.string(), "not a folder");
   std::map<std::string, std::vector<std::filesystem::path>> movies, annotations, folders;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+  for (const auto& entry : movie_detail::list_folder(dir)) {
     const auto& p = entry.path();
     const std::string stem = p.stem().string();
-    if (entry.is_directory()) {
+    if (entry.is_directory(ec)) {
       folders[p.filename().string()].push_back(p);
       continue;
     }
-    if (!entry.is_regular_file()) continue;
+    if (!entry.is_regular_file(ec)) continue;
     if (movie_detail::is_tiff_name(p)) movies[stem].push_back(p);
     const std::string ext = movie_detail::lower_extension(p);
     if (ext == ".xml" || ext == ".csv") annotations[stem].push_back(p);
