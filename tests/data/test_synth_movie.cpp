@@ -228,3 +228,33 @@ TEST_CASE("normalize_frames: the radix selection equals data::percentile on awkw
   double a = 0, b = 0;
   CHECK_FALSE(data::frame_percentiles(nans, 3, 1, 99, a, b));
 }
+
+TEST_CASE("synthetic movie: the exact Poisson sampler (PTRS) has the Poisson distribution") {
+  for (double k = 0; k < 300; k += 1) {
+    double sum = 0;
+    for (double i = 2; i <= k; ++i) sum += std::log(i);
+    REQUIRE(data::synth_movie_detail::log_factorial(k) == doctest::Approx(sum).epsilon(1e-12));
+  }
+  rng random(17);
+  for (const double mean : {10.0, 12.5, 37.0, 100.0, 2000.0}) {
+    const int n = 100000;
+    std::vector<double> counts(64, 0);
+    double s1 = 0, s2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const auto v = static_cast<double>(data::synth_movie_detail::poisson(random, mean));
+      s1 += v;
+      s2 += v * v;
+      if (mean == 12.5 && v < 64) counts[static_cast<std::size_t>(v)] += 1;
+    }
+    const double m = s1 / n, var = s2 / n - m * m;
+    CAPTURE(mean);
+    CHECK(std::abs(m - mean) < 5 * std::sqrt(mean / n));
+    CHECK(std::abs(var / mean - 1) < 5 * std::sqrt(2.0 / n) + 0.005);
+    if (mean == 12.5)  // every probability of the mass function, within 5 binomial σ
+      for (std::size_t k = 0; k < 40; ++k) {
+        const double p = std::exp(-mean + static_cast<double>(k) * std::log(mean) - data::synth_movie_detail::log_factorial(static_cast<double>(k)));
+        CAPTURE(k);
+        CHECK(std::abs(counts[k] - n * p) <= 5 * std::sqrt(n * p * (1 - p)) + 1);
+      }
+  }
+}
