@@ -174,6 +174,9 @@ TEST_CASE("synthetic movies on disk: movie_001.tif + movie_001.xml read back exa
   }
   o.psf_sigma = -1;
   CHECK_THROWS_WITH_AS(data::write_synthetic_movies(dir, o, 1), doctest::Contains("psf_sigma"), microcount::error);
+  o.psf_sigma = 1;
+  o.events = 1u << 20;  // would take hours to place: refused at once
+  CHECK_THROWS_WITH_AS(data::make_synthetic_movie(o), doctest::Contains("at most 20000"), microcount::error);
 }
 
 TEST_CASE("normalize_frames: each frame by its own percentiles (bleaching-invariant)") {

@@ -106,6 +106,7 @@ TEST_CASE("events eval: empty inputs follow the metrics conventions; counts add 
   CHECK(sum.recall == doctest::Approx(4.0 / 6));
   CHECK(sum.f1 == doctest::Approx(2 * 4.0 / (8 + 2 + 2)));
   CHECK_THROWS_AS(eval::score_events(none, none, {-1.0, 2}), microcount::error);
+  CHECK_THROWS_WITH_AS(eval::score_events(none, std::vector{ev(NAN, 1, 1)}), doctest::Contains("detected object 0"), microcount::error);
 }
 
 TEST_CASE("events eval: cluster-size sweep keeps detections with size >= threshold") {

@@ -102,6 +102,10 @@ inline void check_options(const movie_synth_options& o) {
           "frames or size above limits()");
   require(static_cast<unsigned __int128>(o.frames) * o.height * o.width * sizeof(float) <= limits().max_total_bytes, where,
           "movie larger than limits().max_total_bytes");
+  // Placement compares each new object with the placed ones: bound the count so a typo cannot hang.
+  require(o.events + o.bright_spots <= 20000, where, "at most 20000 events and bright spots per movie");
+  require(static_cast<unsigned __int128>(o.events + o.bright_spots) * o.frames <= limits().max_points, where,
+          "objects × frames above limits().max_points");
   const auto positive = [](double v) { return std::isfinite(v) && v > 0; };
   const auto non_negative = [](double v) { return std::isfinite(v) && v >= 0; };
   require(non_negative(o.background) && non_negative(o.background_unevenness) && o.background_unevenness < 1, where,

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "microcount/core/error.hpp"
@@ -59,10 +60,16 @@ inline event_scores operator+(const event_scores& a, const event_scores& b) {
 
 namespace events_detail {
 
-inline std::vector<post::event_object> of_class(std::span<const post::event_object> objects, int label) {
+// The objects of class `label` (all when label < 0); a non-finite coordinate is an error (it would
+// break the frame ordering the matching relies on).
+inline std::vector<post::event_object> of_class(std::span<const post::event_object> objects, int label, const char* which) {
   std::vector<post::event_object> out;
-  for (const auto& o : objects)
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    const auto& o = objects[i];
+    if (!std::isfinite(o.frame) || !std::isfinite(o.y) || !std::isfinite(o.x))
+      throw error("score_events", std::string(which) + " object " + std::to_string(i) + " has a coordinate that is not finite");
     if (label < 0 || o.label == label) out.push_back(o);
+  }
   return out;
 }
 
@@ -72,8 +79,8 @@ inline std::vector<post::event_object> of_class(std::span<const post::event_obje
 inline event_scores score_events(std::span<const post::event_object> truth, std::span<const post::event_object> found,
                                  const event_match_options& options = {}) {
   require(std::isfinite(options.distance) && options.distance >= 0, "score_events", "distance must be finite and >= 0");
-  const std::vector<post::event_object> t = events_detail::of_class(truth, options.label);
-  std::vector<post::event_object> f = events_detail::of_class(found, options.label);
+  const std::vector<post::event_object> t = events_detail::of_class(truth, options.label, "annotated");
+  std::vector<post::event_object> f = events_detail::of_class(found, options.label, "detected");
   // Sorted by frame, only detections within `distance` frames of an annotation need a distance.
   std::sort(f.begin(), f.end(), [](const auto& a, const auto& b) { return a.frame < b.frame; });
   const double d2 = options.distance * options.distance;
