@@ -1,12 +1,16 @@
 // microcount events train DIR --out RUN | events detect --model RUN MOVIE… --out DIR | events evaluate --model RUN DIR
 // Exocytosis event detection in TIRF movies (train/events.hpp, docs/events.md).
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -220,7 +224,20 @@ int run_evaluate(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Inference frees and re-allocates the same large network buffers for every time chunk. By default glibc
+// hands blocks above its mmap threshold back to the system and every reuse page-faults fresh zeroed
+// pages: measured, a third of the detection time (sys 9.4 s of 30 s CPU on 200 frames of 400×300).
+// Keeping freed memory in the heap for reuse removes that cost (sys 2.2 s); the price is a resident size
+// that stays at its peak (about 3 GB for a 1000-frame 400×300 movie).
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, INT_MAX);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
 int run_events(const std::vector<std::string>& args) {
+  keep_freed_memory();
   require(!args.empty(), "microcount", "events needs a sub-command: train, detect or evaluate (see microcount events --help)");
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "train") return run_train(rest);

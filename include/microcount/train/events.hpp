@@ -96,7 +96,7 @@ struct event_hyperparameters {
   // data
   double normalize_low = 1, normalize_high = 99.8;  // per-frame percentiles
   // inference and detection
-  index_t tile_frames = 32;               // frames owned by one time chunk
+  index_t tile_frames = 64;               // frames owned by one time chunk (+ 10 of context each side)
   index_t tile_size = 512;                // spatial tile (a 400×300 frame is one tile)
   double bandwidth = 5;                   // mean-shift radius, voxels
   double time_scale = 1;
