@@ -8,7 +8,7 @@
 #    PSNR / SSIM of noisy and denoised against the clean truth.
 # 3. The same density counter (examples/density_counter.cpp: U-Net depth 3, 60/20/20 split seeded, so the
 #    same 24 / 8 / 8 images in every folder) trained and tested on the noisy, the denoised and the clean images.
-# Environment: THREADS (2), N2V_EPOCHS (8), N2V_STEPS (25), COUNT_EPOCHS (15).
+# Environment: THREADS (2), N2V_EPOCHS (8), N2V_STEPS (25), COUNT_EPOCHS (10).
 set -euo pipefail
 bin="$(cd "${1:-build/bin}" && pwd)"
 work="${2:-runs/denoise_then_count}"
@@ -25,6 +25,6 @@ cp "$work/set/noisy/annotations.xml" "$work/set/denoised/annotations.xml"
 
 cd "$work"
 for kind in noisy denoised clean; do
-  OMP_NUM_THREADS="$threads" "$bin/density_counter" "set/$kind" "${COUNT_EPOCHS:-15}" >"count_$kind.log" 2>&1
+  OMP_NUM_THREADS="$threads" "$bin/density_counter" "set/$kind" "${COUNT_EPOCHS:-10}" >"count_$kind.log" 2>&1
   echo "count on $kind: $(grep 'test: MAE' "count_$kind.log" | sed 's/.*test: //')"
 done
