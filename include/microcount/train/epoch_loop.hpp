@@ -9,6 +9,7 @@
 //       [&](epoch_record& rec) { ...validate...; return epoch_summary{metric, "  val F1 0.91"}; },
 //       [&](bool improved) { if (improved) save best; save latest; });                    // after pos is updated
 //
+// Also the pieces around it: prepare_checkpoints (folder, names, stale temporaries), resume_training.
 // What differs between trainers (data, losses, validation, what a checkpoint holds) stays in the
 // callbacks; the bookkeeping that must behave the same everywhere (resume exactness, messages) is here.
 #include <chrono>
@@ -21,7 +22,10 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "microcount/core/error.hpp"
+#include "microcount/core/rng.hpp"
 #include "microcount/io/atomic_file.hpp"
 #include "microcount/io/checkpoint.hpp"
 #include "microcount/train/history.hpp"
@@ -29,8 +33,8 @@
 namespace microcount::train {
 
 struct training_options {
-  std::filesystem::path checkpoints;                        // folder for best_model.mcm / latest_model.mcm ("" = none)
-  std::optional<std::filesystem::path> resume;              // continue from this checkpoint
+  std::filesystem::path checkpoints{};                      // folder for best_model.mcm / latest_model.mcm ("" = none)
+  std::optional<std::filesystem::path> resume{};            // continue from this checkpoint
   std::function<void(const std::string&)> log = nullptr;    // one line per event (epoch summary, checkpoint…)
   std::function<void(const std::string&)> progress = nullptr;  // the live progress line (overwritten in place)
   std::function<void(const epoch_record&, const history&)> on_epoch = nullptr;  // after every epoch (curves…)
@@ -67,6 +71,22 @@ inline void prepare_checkpoints(training_result& result, const std::filesystem::
   result.best_checkpoint = folder / "best_model.mcm";
   result.latest_checkpoint = folder / "latest_model.mcm";
   io::remove_stale_temporaries(folder);
+}
+
+// Continues a run from a latest_model.mcm: loads it into the model (any trainer's model: load(file) returns
+// a header with has_optimizer and position), and restores the position, the generator, the history and
+// the best epoch so far. What else a trainer keeps in pos.extra it restores itself.
+template <class Model>
+void resume_training(Model& model, const std::filesystem::path& file, training_result& result, io::training_position& pos,
+                     rng& r, const training_options& o) {
+  const auto header = model.load(file);
+  require(header.has_optimizer, file.string(), "has no optimizer state: resume from a latest_model.mcm checkpoint");
+  pos = header.position;
+  r.set_state(pos.rng_state);
+  result.epochs = history_from_json(pos.extra.value("history", nlohmann::json::array()));
+  result.best_epoch = pos.best_epoch;
+  result.best_metric = pos.best_metric;
+  if (o.log) o.log("resumed from " + file.string() + " after epoch " + std::to_string(pos.epoch) + " (step " + std::to_string(pos.step) + ")");
 }
 
 struct loop_settings {

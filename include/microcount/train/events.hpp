@@ -496,14 +496,8 @@ class event_pipeline {
 
 // ---- training -----------------------------------------------------------------------------------------
 
-struct event_training_options {
-  std::filesystem::path checkpoints{};                      // best_model.mcm / latest_model.mcm here (empty: none)
-  std::optional<std::filesystem::path> resume{};            // continue from this latest_model.mcm
-  std::function<void(const std::string&)> log = nullptr;    // one line per epoch / event
-  std::function<void(const std::string&)> progress = nullptr;
-  std::function<void(const epoch_record&, const history&)> on_epoch = nullptr;
-  std::int64_t max_epochs = 0;                              // stop after this many epochs in this call (0: all)
-};
+// The counting trainer's options (checkpoints, resume, log, progress, on_epoch, max_epochs).
+using event_training_options = training_options;
 
 // Scores of a pipeline's detections on whole movies (truth = their objects of class 2).
 struct event_evaluation {
@@ -534,7 +528,6 @@ event_evaluation evaluate_events(P& p, std::span<const annotated_movie> movies) 
 template <class P>
 training_result fit_events(P& p, std::span<const annotated_movie> train_movies, std::span<const annotated_movie> val_movies,
                            const event_training_options& o = {}) {
-  namespace fs = std::filesystem;
   using B = typename P::backend_type;
   const event_hyperparameters& hp = p.hp();
   const auto say = [&](const std::string& line) { if (o.log) o.log(line); };
@@ -542,23 +535,8 @@ training_result fit_events(P& p, std::span<const annotated_movie> train_movies, 
   training_result result;
   rng r(hp.seed);
   io::training_position pos;
-  if (o.resume) {
-    const auto header = p.load(*o.resume);
-    require(header.has_optimizer, o.resume->string(), "has no optimizer state: resume from a latest_model.mcm checkpoint");
-    pos = header.position;
-    r.set_state(pos.rng_state);
-    result.epochs = history_from_json(pos.extra.value("history", nlohmann::json::array()));
-    result.best_epoch = pos.best_epoch;
-    result.best_metric = pos.best_metric;
-    say("resumed from " + o.resume->string() + " after epoch " + std::to_string(pos.epoch) + " (step " + std::to_string(pos.step) + ")");
-  }
-  if (!o.checkpoints.empty()) {
-    std::error_code ec;
-    fs::create_directories(o.checkpoints, ec);
-    require(!ec && fs::is_directory(o.checkpoints), o.checkpoints.string(), "cannot create the checkpoint folder: " + ec.message());
-    result.best_checkpoint = o.checkpoints / "best_model.mcm";
-    result.latest_checkpoint = o.checkpoints / "latest_model.mcm";
-  }
+  if (o.resume) resume_training(p, *o.resume, result, pos, r, o);
+  prepare_checkpoints(result, o.checkpoints);
   const std::int64_t total_steps = hp.epochs * hp.steps_per_epoch;
   say("training " + P::architecture() + " (width " + std::to_string(hp.base_width) + ") on " + std::to_string(train_movies.size()) +
       " movie(s), validating on " + std::to_string(val_movies.size()) + "; " + std::to_string(hp.epochs) + " epochs × " +
@@ -568,82 +546,39 @@ training_result fit_events(P& p, std::span<const annotated_movie> train_movies, 
   const shape crop_shape{hp.batch, 1, hp.patch_frames, hp.patch_size, hp.patch_size};
   std::vector<float> images(static_cast<std::size_t>(crop_shape.size())), labels(images.size());  // [N, 1, t, s, s] each
   tensor<float, B> x(crop_shape), y(crop_shape);
-  const auto run_start = std::chrono::steady_clock::now();
-  const std::int64_t first_epoch = pos.epoch;
-  std::int64_t this_call = 0;
-  result.stop_reason = "finished";
-  for (std::int64_t epoch = pos.epoch; epoch < hp.epochs; ++epoch) {
-    if (o.max_epochs > 0 && this_call >= o.max_epochs) {
-      result.stop_reason = "paused after " + std::to_string(this_call) + " epoch(s)";
-      break;
-    }
-    const auto epoch_start = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    for (std::int64_t step = 0; step < hp.steps_per_epoch; ++step) {
-      p.set_learning_rate(hp.schedule == "cosine" ? nn::cosine_annealing_lr{hp.lr, total_steps, hp.lr * 0.01}(pos.step) : hp.lr);
-      sampler.draw(r, images.data(), labels.data());
-      x.upload(images.data());
-      y.upload(labels.data());
-      double loss = 0;
-      try {
-        loss = p.train_step(x, y);
-      } catch (const error& e) {
-        const std::string last = result.latest_checkpoint.empty() || !fs::exists(result.latest_checkpoint) ? "none"
-                                                                                                           : result.latest_checkpoint.string();
-        throw error("training", "epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(pos.step + 1) + ": " + e.what() +
-                                    "; last good checkpoint: " + last);
-      }
-      loss_sum += loss;
-      ++pos.step;
-      if (o.progress) {
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        const double done = static_cast<double>((epoch - first_epoch) * hp.steps_per_epoch + step + 1);
-        const double left = static_cast<double>((hp.epochs - first_epoch) * hp.steps_per_epoch) - done;
-        char line[256];
-        std::snprintf(line, sizeof line, "epoch %lld/%lld  step %lld/%lld  loss %.4g  %s left", static_cast<long long>(epoch + 1),
-                      static_cast<long long>(hp.epochs), static_cast<long long>(step + 1), static_cast<long long>(hp.steps_per_epoch),
-                      loss_sum / static_cast<double>(step + 1), format_duration(elapsed / done * left).c_str());
-        o.progress(line);
-      }
-    }
-    pos.epoch = epoch + 1;
-    epoch_record rec;
-    rec.epoch = pos.epoch;
-    rec.train_loss = loss_sum / static_cast<double>(hp.steps_per_epoch);
+  const auto step = [&](std::int64_t, std::int64_t) {
+    const double lr = hp.schedule == "cosine" ? nn::cosine_annealing_lr{hp.lr, total_steps, hp.lr * 0.01}(pos.step) : hp.lr;
+    p.set_learning_rate(lr);
+    sampler.draw(r, images.data(), labels.data());
+    x.upload(images.data());
+    y.upload(labels.data());
+    return step_result{p.train_step(x, y), lr};
+  };
+  // Lower is better: 1 − F1 with validation movies, else (NaN) the training loss.
+  const auto end_epoch = [&](epoch_record& rec) {
     rec.learning_rate = hp.lr;
-    std::string scores_text;
+    epoch_summary summary;
     if (!val_movies.empty()) {
       const auto v = evaluate_events(p, val_movies);
       rec.val_f1 = v.scores.f1;
+      summary.metric = 1.0 - v.scores.f1;
       char t[160];
       std::snprintf(t, sizeof t, "  val F1 %.3f (precision %.3f, recall %.3f, %zu found / %zu events)", v.scores.f1,
                     v.scores.precision, v.scores.recall, v.found.size(), v.truth.size());
-      scores_text = t;
+      summary.text = t;
     }
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    result.epochs.push_back(rec);
-    ++this_call;
-    // Lower is better: 1 − F1 with validation movies, else the training loss.
-    const double metric = std::isfinite(rec.val_f1) ? 1.0 - rec.val_f1 : rec.train_loss;
-    const bool improved = metric < result.best_metric;
-    if (improved) {
-      result.best_metric = metric;
-      result.best_epoch = pos.epoch;
-    }
-    pos.best_metric = result.best_metric;
-    pos.best_epoch = result.best_epoch;
+    return summary;
+  };
+  const auto save = [&](bool improved) {
     pos.rng_state = r.state();
     pos.extra = {{"history", to_json(result.epochs)}};
     if (!o.checkpoints.empty()) {
       if (improved) p.save(result.best_checkpoint, pos, false);
       p.save(result.latest_checkpoint, pos, true);
     }
-    char line[200];
-    std::snprintf(line, sizeof line, "epoch %lld/%lld  loss %.5g  %.1f s", static_cast<long long>(pos.epoch),
-                  static_cast<long long>(hp.epochs), rec.train_loss, rec.seconds);
-    say(line + scores_text + (improved ? "  *best" : ""));
-    if (o.on_epoch) o.on_epoch(rec, result.epochs);
-  }
+  };
+  run_epochs(result, pos, loop_settings{.epochs = hp.epochs, .steps_per_epoch = hp.steps_per_epoch, .metric = "validation F1"}, o,
+             step, end_epoch, save);
   return result;
 }
 

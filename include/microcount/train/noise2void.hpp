@@ -354,14 +354,8 @@ class noise2void {
 
 // ---- the training loop ------------------------------------------------------------------------------
 
-struct noise2void_fit_options {
-  std::filesystem::path checkpoints;                           // best_model.mcm / latest_model.mcm ("" = none)
-  std::optional<std::filesystem::path> resume;                 // continue from this latest_model.mcm
-  std::function<void(const std::string&)> log = nullptr;       // one line per event
-  std::function<void(const std::string&)> progress = nullptr;  // the live progress line
-  std::function<void(const epoch_record&, const history&)> on_epoch = nullptr;
-  std::int64_t max_epochs = 0;                                 // stop after this many epochs in this call (0: all)
-};
+// The counting trainer's options (checkpoints, resume, log, progress, on_epoch, max_epochs).
+using noise2void_fit_options = training_options;
 
 // Non-overlapping patch × patch tiles of every image ([C, H, W] each, already normalised), row-major.
 inline std::vector<xt::xtensor<float, 3>> grid_tiles(std::span<const xt::xtensor<float, 3>> images, std::size_t patch) {
@@ -384,7 +378,6 @@ inline std::vector<xt::xtensor<float, 3>> grid_tiles(std::span<const xt::xtensor
 // weights, Adam state, generator and history come from the checkpoint.
 template <class M>
 training_result fit_noise2void(M& model, std::span<const xt::xtensor<float, 3>> images, const noise2void_fit_options& fo = {}) {
-  namespace fs = std::filesystem;
   const noise2void_options& o = model.options();
   const auto say = [&](const std::string& line) { if (fo.log) fo.log(line); };
   require(!images.empty(), "noise2void", "no training images");
@@ -392,18 +385,8 @@ training_result fit_noise2void(M& model, std::span<const xt::xtensor<float, 3>> 
   training_result result;
   rng r(o.seed);
   io::training_position pos;
-  if (fo.resume) {
-    const auto header = model.load(*fo.resume);  // also the normalisation of the interrupted run
-    require(header.has_optimizer, fo.resume->string(), "has no optimizer state: resume from a latest_model.mcm checkpoint");
-    pos = header.position;
-    r.set_state(pos.rng_state);
-    result.epochs = history_from_json(pos.extra.value("history", nlohmann::json::array()));
-    result.best_epoch = pos.best_epoch;
-    result.best_metric = pos.best_metric;
-    say("resumed from " + fo.resume->string() + " after epoch " + std::to_string(pos.epoch) + " (step " + std::to_string(pos.step) + ")");
-  } else {
-    model.fit_normalization(images);
-  }
+  if (fo.resume) resume_training(model, *fo.resume, result, pos, r, fo);  // also the normalisation of the interrupted run
+  else model.fit_normalization(images);
 
   // Tiles: shuffled once with their own generator (the same on resume), the last share for validation.
   std::vector<xt::xtensor<float, 3>> normalized;
@@ -418,13 +401,7 @@ training_result fit_noise2void(M& model, std::span<const xt::xtensor<float, 3>> 
   std::vector<noise2void_example> validation;
   for (std::size_t i = 0; i < n_val; ++i) validation.push_back(model.make_example(tiles[n_train + i], 0, shuffle));
 
-  if (!fo.checkpoints.empty()) {
-    std::error_code ec;
-    fs::create_directories(fo.checkpoints, ec);
-    require(!ec && fs::is_directory(fo.checkpoints), fo.checkpoints.string(), "cannot create the checkpoint folder: " + ec.message());
-    result.best_checkpoint = fo.checkpoints / "best_model.mcm";
-    result.latest_checkpoint = fo.checkpoints / "latest_model.mcm";
-  }
+  prepare_checkpoints(result, fo.checkpoints);
   const std::int64_t total_steps = o.epochs * o.steps_per_epoch;
   const nn::cosine_annealing_lr schedule{o.lr, total_steps, o.lr * 0.01};
   say("training " + M::architecture() + " (" + std::to_string(model.parameters()) + " parameters) on " + std::to_string(images.size()) +
@@ -432,50 +409,27 @@ training_result fit_noise2void(M& model, std::span<const xt::xtensor<float, 3>> 
       std::to_string(o.patch) + "²; " + std::to_string(o.epochs) + " epochs × " + std::to_string(o.steps_per_epoch) + " steps of " +
       std::to_string(o.batch));
 
-  const auto run_start = std::chrono::steady_clock::now();
-  const std::int64_t first_epoch = pos.epoch;
-  std::int64_t epochs_this_call = 0;
-  result.stop_reason = "finished";
-  for (std::int64_t epoch = pos.epoch; epoch < o.epochs; ++epoch) {
-    if (fo.max_epochs > 0 && epochs_this_call >= fo.max_epochs) {
-      result.stop_reason = "paused after " + std::to_string(epochs_this_call) + " epoch(s)";
-      break;
+  const auto step = [&](std::int64_t, std::int64_t) {
+    const double lr = schedule(std::min(pos.step, total_steps));
+    model.set_learning_rate(lr);
+    // Tile choices and per-example seeds from the run's generator; examples made in parallel.
+    std::vector<std::size_t> pick(static_cast<std::size_t>(o.batch));
+    std::vector<std::uint64_t> seeds(pick.size());
+    for (std::size_t i = 0; i < pick.size(); ++i) {
+      pick[i] = static_cast<std::size_t>(r.below(n_train));
+      seeds[i] = r.next();
     }
-    const auto epoch_start = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    for (std::int64_t s = 0; s < o.steps_per_epoch; ++s) {
-      model.set_learning_rate(schedule(std::min(pos.step, total_steps)));
-      // Tile choices and per-example seeds from the run's generator; examples made in parallel.
-      std::vector<std::size_t> pick(static_cast<std::size_t>(o.batch));
-      std::vector<std::uint64_t> seeds(pick.size());
-      for (std::size_t i = 0; i < pick.size(); ++i) {
-        pick[i] = static_cast<std::size_t>(r.below(n_train));
-        seeds[i] = r.next();
-      }
-      std::vector<noise2void_example> batch(pick.size());
-      parallel_for(0, static_cast<std::int64_t>(pick.size()), [&](std::int64_t i) {
-        const auto k = static_cast<std::size_t>(i);
-        rng own(seeds[k]);
-        const int turn = o.augment ? static_cast<int>(own.below(8)) : 0;
-        batch[k] = model.make_example(tiles[pick[k]], turn, own);
-      });
-      loss_sum += model.train_step(batch);
-      ++pos.step;
-      if (fo.progress) {
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        const double done = static_cast<double>((epoch - first_epoch) * o.steps_per_epoch + s + 1);
-        const double left = static_cast<double>((o.epochs - first_epoch) * o.steps_per_epoch) - done;
-        char line[256];
-        std::snprintf(line, sizeof line, "epoch %lld/%lld  step %lld/%lld  loss %.4g  %s left", static_cast<long long>(epoch + 1),
-                      static_cast<long long>(o.epochs), static_cast<long long>(s + 1), static_cast<long long>(o.steps_per_epoch),
-                      loss_sum / static_cast<double>(s + 1), format_duration(elapsed / done * left).c_str());
-        fo.progress(line);
-      }
-    }
-    pos.epoch = epoch + 1;
-    epoch_record rec;
-    rec.epoch = pos.epoch;
-    rec.train_loss = loss_sum / static_cast<double>(o.steps_per_epoch);
+    std::vector<noise2void_example> batch(pick.size());
+    parallel_for(0, static_cast<std::int64_t>(pick.size()), [&](std::int64_t i) {
+      const auto k = static_cast<std::size_t>(i);
+      rng own(seeds[k]);
+      const int turn = o.augment ? static_cast<int>(own.below(8)) : 0;
+      batch[k] = model.make_example(tiles[pick[k]], turn, own);
+    });
+    return step_result{model.train_step(batch), lr};
+  };
+  const auto end_epoch = [&](epoch_record& rec) {
+    epoch_summary summary;
     if (!validation.empty()) {
       double v = 0;
       for (std::size_t i = 0; i < validation.size(); i += static_cast<std::size_t>(o.batch)) {
@@ -483,32 +437,24 @@ training_result fit_noise2void(M& model, std::span<const xt::xtensor<float, 3>> 
         v += model.masked_loss(std::span<const noise2void_example>(validation.data() + i, n)) * static_cast<double>(n);
       }
       rec.val_loss = v / static_cast<double>(validation.size());
+      summary.metric = rec.val_loss;
+      char t[64];
+      std::snprintf(t, sizeof t, "  val loss %.5g", rec.val_loss);
+      summary.text = t;
     }
     rec.learning_rate = model.learning_rate();
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    result.epochs.push_back(rec);
-    ++epochs_this_call;
-
-    const double metric = std::isfinite(rec.val_loss) ? rec.val_loss : rec.train_loss;
-    const bool improved = metric < result.best_metric;
-    if (improved) {
-      result.best_metric = metric;
-      result.best_epoch = pos.epoch;
-    }
-    pos.best_metric = result.best_metric;
-    pos.best_epoch = result.best_epoch;
+    return summary;
+  };
+  const auto save = [&](bool improved) {
     pos.rng_state = r.state();
     pos.extra = {{"history", to_json(result.epochs)}};
     if (!fo.checkpoints.empty()) {
       if (improved) model.save(result.best_checkpoint, pos, false);
       model.save(result.latest_checkpoint, pos, true);
     }
-    char line[256];
-    std::snprintf(line, sizeof line, "epoch %lld/%lld  loss %.5g  val loss %.5g  lr %.3g  %.1f s%s", static_cast<long long>(pos.epoch),
-                  static_cast<long long>(o.epochs), rec.train_loss, rec.val_loss, rec.learning_rate, rec.seconds, improved ? "  *best" : "");
-    say(line);
-    if (fo.on_epoch) fo.on_epoch(rec, result.epochs);
-  }
+  };
+  run_epochs(result, pos, loop_settings{.epochs = o.epochs, .steps_per_epoch = o.steps_per_epoch, .metric = "validation loss"}, fo,
+             step, end_epoch, save);
   return result;
 }
 

@@ -153,11 +153,7 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
   io::training_position pos;
   nn::reduce_lr_on_plateau plateau(hp.lr, {.factor = 0.5, .patience = 5});
   if (o.resume) {
-    const auto header = p.load(*o.resume);
-    require(header.has_optimizer, o.resume->string(), "has no optimizer state: resume from a latest_model.mcm checkpoint");
-    pos = header.position;
-    r.set_state(pos.rng_state);
-    result.epochs = history_from_json(pos.extra.value("history", nlohmann::json::array()));
+    resume_training(p, *o.resume, result, pos, r, o);
     if (pos.extra.contains("plateau"))
       plateau.for_each_state([&](std::string_view name, auto& v) {
         using V = std::remove_reference_t<decltype(v)>;
@@ -166,9 +162,6 @@ training_result fit(P& p, const data::dataset& ds, const data::split_indices& sp
         if constexpr (std::is_floating_point_v<V>) v = j.is_null() ? std::numeric_limits<V>::infinity() : j.template get<V>();
         else v = j.template get<V>();
       });
-    result.best_epoch = pos.best_epoch;
-    result.best_metric = pos.best_metric;
-    say("resumed from " + o.resume->string() + " after epoch " + std::to_string(pos.epoch) + " (step " + std::to_string(pos.step) + ")");
   }
   const auto lr_at = [&](std::int64_t step, std::int64_t epoch) {
     if (hp.schedule == "cosine") return nn::cosine_annealing_lr{hp.lr, total_steps, hp.lr * 0.01}(std::min(step, total_steps));
