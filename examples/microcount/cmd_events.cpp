@@ -151,8 +151,12 @@ int run_detect(const std::vector<std::string>& args) {
     data::normalize_frames(frames, p.hp().normalize_low, p.hp().normalize_high);
     const double t_normalize = seconds_since(t);
     t = std::chrono::steady_clock::now();
-    const auto progress = [&](index_t done, index_t total) {
-      if (tty) std::cerr << "\r\033[K" << movie_path.filename().string() << ": tile " << done << "/" << total << std::flush;
+    const auto progress = [&, start = t](index_t done, index_t total) {
+      if (!tty || done <= 0) return;
+      const double spent = seconds_since(start);
+      std::cerr << "\r\033[K" << movie_path.filename().string() << ": tile " << done << "/" << total << "  "
+                << microcount::train::format_duration(spent / static_cast<double>(done) * static_cast<double>(total - done))
+                << " left" << std::flush;
     };
     const auto labels = p.segment(frames, progress);  // [T, H, W]
     if (tty) std::cerr << "\r\033[K";
