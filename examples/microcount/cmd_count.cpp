@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "command.hpp"
+#include "image_arguments.hpp"
 #include "microcount/data/dataset.hpp"
 #include "microcount/io/annotation_files.hpp"
 #include "microcount/io/atomic_file.hpp"
@@ -19,27 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// IMAGE or DIR arguments -> image files (a folder: its images in name order).
-std::vector<fs::path> image_files(const std::vector<std::string>& args) {
-  std::vector<fs::path> out;
-  for (const auto& a : args) {
-    std::error_code ec;
-    if (fs::is_directory(a, ec)) {
-      std::vector<fs::path> in;
-      for (const auto& e : fs::directory_iterator(a, ec))
-        if (e.is_regular_file(ec) && io::files_detail::is_image_extension(e.path().extension().string()) &&
-            e.path().filename().string()[0] != '.')
-          in.push_back(e.path());
-      std::sort(in.begin(), in.end());
-      require(!in.empty(), a, "folder holds no images (.tif, .tiff, .png)");
-      out.insert(out.end(), in.begin(), in.end());
-    } else {
-      require(fs::is_regular_file(a, ec), a, "no such image or folder");
-      out.emplace_back(a);
-    }
-  }
-  return out;
-}
+using cli::image_files;
 
 int run_count(const std::vector<std::string>& args) {
   const arguments a(args, {"quiet"});

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "image_arguments.hpp"
 #include "microcount/backends/cpu.hpp"
 #include "microcount/core/parallel.hpp"
 #include "microcount/data/dataset.hpp"
@@ -42,27 +43,7 @@ const char* usage_text =
     "         writes DIR/<image>.tif (float32, the input's units); --clean DIR adds DIR/quality.json and prints\n"
     "         one JSON line: mean PSNR (dB) and SSIM of the noisy and the denoised images against the clean ones\n";
 
-// IMAGE or DIR arguments -> image files (a folder: its images in name order).
-std::vector<fs::path> image_files(const std::vector<std::string>& args) {
-  std::vector<fs::path> out;
-  for (const auto& a : args) {
-    std::error_code ec;
-    if (fs::is_directory(a, ec)) {
-      std::vector<fs::path> in;
-      for (const auto& e : fs::directory_iterator(a, ec))
-        if (e.is_regular_file(ec) && io::files_detail::is_image_extension(e.path().extension().string()) &&
-            e.path().filename().string()[0] != '.')
-          in.push_back(e.path());
-      std::sort(in.begin(), in.end());
-      require(!in.empty(), a, "folder holds no images (.tif, .tiff, .png)");
-      out.insert(out.end(), in.begin(), in.end());
-    } else {
-      require(fs::is_regular_file(a, ec), a, "no such image or folder");
-      out.emplace_back(a);
-    }
-  }
-  return out;
-}
+using cli::image_files;
 
 // Every frame of every file as one [C, H, W] image (a multi-page stack gives one image per frame).
 std::vector<xt::xtensor<float, 3>> frames_of(const std::vector<fs::path>& files) {
