@@ -170,5 +170,8 @@ TEST_CASE("matching: 10^4 points a side, match count equals an independent maxim
   check_valid(m, truth, predicted, o);
   CHECK(m.pairs.size() == test::maximum_matching_size(truth, predicted, o));
   CHECK(m.pairs.size() > n * 9 / 10);
-  CHECK(ms < 2000);
+  // The work is cubic per block, so splitting into many small blocks is what keeps it fast (timed in
+  // benchmarks, not here): no block holds more than a few dozen points.
+  CHECK(m.blocks > n / 4);
+  CHECK(m.largest_block < 64);
 }

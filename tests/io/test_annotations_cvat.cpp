@@ -228,9 +228,7 @@ TEST_CASE("cvat: a DOCTYPE entity bomb is not expanded; the point limit is enfor
     }() + "\">\n";
   bomb += "]>\n<annotations><meta><task><name>&lol9;</name></task></meta>\n"
           "<image name=\"a\"><points label=\"&lol9;\" points=\"1,2\"/></image></annotations>\n";
-  const auto t0 = std::chrono::steady_clock::now();
   const io::annotations ann = io::read_cvat_xml(test::write_fixture(dir, "bomb.xml", bomb));
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
   REQUIRE(ann.labels.size() == 1);
   CHECK(ann.labels[0].size() < 16);  // the literal "&lol9;", never 10^9 "lol"s
   // An entity in a coordinate stays literal text, so it is not a coordinate.
