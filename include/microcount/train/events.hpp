@@ -609,7 +609,8 @@ event_run_summary run_event_training(P& p, const std::filesystem::path& data_dir
   const auto train_part = all.first(n - n_val), val_part = all.last(n_val);
   std::string names;
   for (const auto& m : val_part) names += (names.empty() ? "" : ", ") + m.name;
-  if (!o.resume) write_json_atomically(layout.hyperparameters_json(), to_json(hp));
+  // Rewritten on resume too: a resumed run may continue with a new epoch count or thread count.
+  write_json_atomically(layout.hyperparameters_json(), to_json(hp));
   log.write("data " + data_dir.string() + ": " + std::to_string(train_part.size()) + " training movie(s), validation: " +
             (names.empty() ? std::string("none") : names));
   o.checkpoints = layout.checkpoints_dir();

@@ -22,6 +22,8 @@ if "$mc" synth --movie "$ev" --movies 3 --frames 24 --size 64 --seed 5 >/dev/nul
     # ---- resume one more epoch in the same run folder --------------------------------------------
     if out=$("$mc" events train "$ev" --resume "$tmp/ev_run" --epochs 3 --quiet 2>"$tmp/ev_err") && [ "$(ev_key "$out" epochs)" = "3" ]; then pass
     else fail "events train --resume: $out $(cat "$tmp/ev_err")"; fi
+    if grep -q '"epochs": 3' "$tmp/ev_run/TrainingRun/hyperparameters.json" && grep -q '"base_width": 4' "$tmp/ev_run/TrainingRun/hyperparameters.json"
+    then pass; else fail "events train --resume: hyperparameters.json lacks the resumed values (epochs 3, base_width 4)"; fi
     expect_error "already holds a training run" "$mc" events train "$ev" --out "$tmp/ev_run" --set "$ev_tiny" --quiet
   else
     fail "events train exited non-zero: $(tail -n 3 "$tmp/ev_err")"
