@@ -285,6 +285,49 @@ inline void check_options(const synth_options& o, std::size_t classes) {
       fail("look '" + l.name + "' needs a name, 0 < radius_min ≤ radius_max ≤ 64, 0 ≤ brightness_min ≤ max");
 }
 
+// One seed per image, drawn in order from `seed`: each image is generated from its own, so a data set
+// does not depend on the thread count.
+inline std::vector<std::uint64_t> image_seeds(std::uint64_t seed, std::size_t images) {
+  rng seeds(seed);
+  std::vector<std::uint64_t> out(images);
+  for (auto& s : out) s = seeds.next();
+  return out;
+}
+
+// One image before the camera: its objects and the expected photons they and the background give.
+struct scene {
+  std::vector<placed_object> objects;
+  std::vector<double> photons;  // [H, W] expected photons: objects blurred by the optics, plus background
+};
+
+// Draws one image's scene from `random` (objects, their rendering, then the background, in this order:
+// every seeded data set depends on it).
+inline scene make_scene(const synth_options& o, const std::vector<object_look>& looks, rng& random) {
+  const std::size_t h = o.height, w = o.width;
+  scene s;
+  s.objects = place_objects(o, looks, random);
+  s.photons.assign(h * w, 0.0);  // [H, W]
+  for (const auto& ob : s.objects) render_object(s.photons, h, w, ob, looks[static_cast<std::size_t>(ob.label)], random);
+  gaussian_blur(s.photons, h, w, o.blur_sigma);
+  add_background(s.photons, h, w, o.background, o.background_unevenness, random);
+  return s;
+}
+
+// CVAT for Images annotations of generated images: one point per object centre, label = class.
+inline io::annotations scene_annotations(const synth_options& o, const std::vector<object_look>& looks,
+                                         const std::vector<std::vector<placed_object>>& objects) {
+  io::annotations a;
+  a.format = "cvat_images";
+  for (const auto& l : looks) a.labels.push_back(l.name);
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    io::image_points im{image_name(o.name_prefix, i, objects.size()), static_cast<std::int64_t>(o.width),
+                        static_cast<std::int64_t>(o.height), 0, {}};
+    for (const auto& ob : objects[i]) im.points.push_back(io::point{ob.x, ob.y, ob.label, -1, -1});
+    a.images.push_back(std::move(im));
+  }
+  return a;
+}
+
 }  // namespace detail
 
 // Generates the data set in memory. Images are generated in parallel, each from its own seed drawn
@@ -297,21 +340,16 @@ inline synthetic_dataset make_synthetic_dataset(const synth_options& options) {
   const double offset = options.offset >= 0 ? options.offset : (wide ? 100.0 : 4.0);
   const double ceiling = wide ? 65535.0 : 255.0;
   const std::size_t h = options.height, w = options.width;
-
-  rng seeds(options.seed);
-  std::vector<std::uint64_t> image_seed(options.images);
-  for (auto& s : image_seed) s = seeds.next();
+  const std::vector<std::uint64_t> image_seed = detail::image_seeds(options.seed, options.images);
 
   synthetic_dataset out;
   out.images.resize(options.images);
   std::vector<std::vector<detail::placed_object>> objects(options.images);
   parallel_for(0, static_cast<std::int64_t>(options.images), [&](std::int64_t i) {
     rng random(image_seed[static_cast<std::size_t>(i)]);
-    objects[i] = detail::place_objects(options, looks, random);
-    std::vector<double> photons(h * w, 0.0);  // [H, W] expected photons
-    for (const auto& o : objects[i]) detail::render_object(photons, h, w, o, looks[static_cast<std::size_t>(o.label)], random);
-    detail::gaussian_blur(photons, h, w, options.blur_sigma);
-    detail::add_background(photons, h, w, options.background, options.background_unevenness, random);
+    detail::scene scene = detail::make_scene(options, looks, random);
+    objects[static_cast<std::size_t>(i)] = std::move(scene.objects);
+    const std::vector<double>& photons = scene.photons;  // [H, W]
     io::image& image = out.images[static_cast<std::size_t>(i)];
     image.pixels = xt::xtensor<float, 4>::from_shape({1, 1, h, w});  // [1, 1, H, W]
     image.source_dtype = options.dtype;
@@ -322,16 +360,7 @@ inline synthetic_dataset make_synthetic_dataset(const synth_options& options) {
       pixel[k] = static_cast<float>(std::clamp(std::round(recorded), 0.0, ceiling));
     }
   }, 1);
-
-  auto& a = out.annotations;
-  a.format = "cvat_images";
-  for (const auto& l : looks) a.labels.push_back(l.name);
-  for (std::size_t i = 0; i < options.images; ++i) {
-    io::image_points im{detail::image_name(options.name_prefix, i, options.images), static_cast<std::int64_t>(w),
-                        static_cast<std::int64_t>(h), 0, {}};
-    for (const auto& o : objects[i]) im.points.push_back(io::point{o.x, o.y, o.label, -1, -1});
-    a.images.push_back(std::move(im));
-  }
+  out.annotations = detail::scene_annotations(options, looks, objects);
   return out;
 }
 

@@ -48,9 +48,7 @@ inline noisy_pair_set make_noisy_pairs(const noisy_synth_options& o) {
   require(std::isfinite(o.gain) && o.gain > 0 && std::isfinite(o.offset) && o.offset >= 0, "synth noisy",
           "gain must be positive and offset ≥ 0");
   const std::size_t h = s.height, w = s.width;
-  rng seeds(s.seed);
-  std::vector<std::uint64_t> image_seed(s.images);
-  for (auto& v : image_seed) v = seeds.next();
+  const std::vector<std::uint64_t> image_seed = detail::image_seeds(s.seed, s.images);
 
   noisy_pair_set out;
   out.clean.resize(s.images);
@@ -59,11 +57,9 @@ inline noisy_pair_set make_noisy_pairs(const noisy_synth_options& o) {
   parallel_for(0, static_cast<std::int64_t>(s.images), [&](std::int64_t i) {
     const auto k = static_cast<std::size_t>(i);
     rng random(image_seed[k]);
-    objects[k] = detail::place_objects(s, looks, random);
-    std::vector<double> photons(h * w, 0.0);  // [H, W] expected photons
-    for (const auto& ob : objects[k]) detail::render_object(photons, h, w, ob, looks[static_cast<std::size_t>(ob.label)], random);
-    detail::gaussian_blur(photons, h, w, s.blur_sigma);
-    detail::add_background(photons, h, w, s.background, s.background_unevenness, random);
+    detail::scene scene = detail::make_scene(s, looks, random);
+    objects[k] = std::move(scene.objects);
+    const std::vector<double>& photons = scene.photons;  // [H, W]
     io::image& clean = out.clean[k];
     io::image& noisy = out.noisy[k];
     clean.pixels = xt::xtensor<float, 4>::from_shape({1, 1, h, w});  // [1, 1, H, W]
@@ -77,15 +73,7 @@ inline noisy_pair_set make_noisy_pairs(const noisy_synth_options& o) {
       noisy.pixels.data()[p] = static_cast<float>(std::clamp(std::round(recorded), 0.0, 65535.0));
     }
   }, 1);
-
-  auto& a = out.annotations;
-  a.format = "cvat_images";
-  for (const auto& l : looks) a.labels.push_back(l.name);
-  for (std::size_t i = 0; i < s.images; ++i) {
-    io::image_points im{detail::image_name(s.name_prefix, i, s.images), static_cast<std::int64_t>(w), static_cast<std::int64_t>(h), 0, {}};
-    for (const auto& ob : objects[i]) im.points.push_back(io::point{ob.x, ob.y, ob.label, -1, -1});
-    a.images.push_back(std::move(im));
-  }
+  out.annotations = detail::scene_annotations(s, looks, objects);
   return out;
 }
 
