@@ -151,16 +151,41 @@ void for_each_object(const annotations& ann, F&& f) {
     }
 }
 
-}  // namespace objlist_detail
+// One <object> element of object-list XML: its line and its attributes. The readers fetch the
+// attributes themselves, so the order of their checks (and so which error a bad element gets) is theirs.
+class xml_object {
+ public:
+  xml_object(pugi::xml_node element, std::size_t line, const std::string& where)
+      : element_(element), line_(line), where_(where) {}
+  [[nodiscard]] std::size_t line() const { return line_; }
+  // The attribute's text, or null when the element has none.
+  [[nodiscard]] const char* optional(const char* name) const {
+    const pugi::xml_attribute a = element_.attribute(name);
+    return a ? a.value() : nullptr;
+  }
+  // The attribute's text; its absence is an error naming the file and line.
+  [[nodiscard]] const char* required(const char* name) const {
+    const pugi::xml_attribute a = element_.attribute(name);
+    if (!a) throw error(where_, line_prefix(line_) + "<object> has no '" + name + "' attribute");
+    return a.value();
+  }
 
-// Parses object-list XML text; `where` names the file in errors.
-inline annotations parse_objlist_xml(const std::string& text, const std::string& where, const tomo_names& names = {}) {
+ private:
+  pugi::xml_node element_;
+  std::size_t line_;
+  const std::string& where_;
+};
+
+// The row walk of object-list XML, for object lists and event lists alike: checks the <objlist> root
+// (`list_kind` names the expected list in that error), refuses other elements, counts every object
+// against the point budget, and hands each to on_object(const xml_object&).
+template <class F>
+void for_each_xml_object(const std::string& text, const std::string& where, const char* list_kind, F&& on_object) {
   pugi::xml_document doc;
   load_xml(doc, text, where);
   const pugi::xml_node root = doc.document_element();
   if (std::string_view(root.name()) != "objlist")
-    throw error(where, "root element is <" + std::string(root.name()) + ">, expected <objlist> (DeepFinder object list)");
-  std::vector<objlist_detail::object> objects;
+    throw error(where, "root element is <" + std::string(root.name()) + ">, expected <objlist> (" + list_kind + ")");
   point_budget budget(where);
   const text_lines lines(text);
   for (const auto& el : root.children()) {
@@ -168,16 +193,46 @@ inline annotations parse_objlist_xml(const std::string& text, const std::string&
     const std::size_t line = lines.line_of(el);
     if (std::string_view(el.name()) != "object")
       throw error(where, line_prefix(line) + "<" + el.name() + "> where <object> was expected");
-    const auto need = [&](const char* attr) -> const char* {
-      const pugi::xml_attribute a = el.attribute(attr);
-      if (!a) throw error(where, line_prefix(line) + "<object> has no '" + attr + "' attribute");
-      return a.value();
-    };
     budget.take();
-    const pugi::xml_attribute tomo = el.attribute("tomo_idx");
-    objects.push_back(objlist_detail::to_object(tomo ? tomo.value() : nullptr, need("class_label"), need("x"),
-                                                need("y"), need("z"), where, line));
+    on_object(xml_object(el, line, where));
   }
+}
+
+// One data row of an object-list CSV, as text; `tomo` and `cluster_size` are null when the header
+// has no such column.
+struct csv_object {
+  const char* tomo;
+  std::string_view class_label, x, y, z;
+  const char* cluster_size;
+  std::size_t line;
+};
+
+// The row walk of an object-list CSV (after its header `head`, which is_objlist_header accepted), for
+// object lists and event lists alike: checks every row's width, counts it against the point budget, and
+// hands its fields to on_object(const csv_object&).
+template <class F>
+void for_each_csv_object(csv::tokenizer& tok, const csv::header& head, const std::string& where, F&& on_object) {
+  const std::size_t cls = *head.find("class_label"), x = *head.find("x"), y = *head.find("y"), z = *head.find("z");
+  const std::optional<std::size_t> tomo = head.find("tomo_idx"), size = head.find("cluster_size");
+  point_budget budget(where);
+  csv::row r;
+  while (tok.next(r)) {
+    head.require_width(r, where);
+    budget.take();
+    on_object(csv_object{tomo ? r.fields[*tomo].c_str() : nullptr, r.fields[cls], r.fields[x], r.fields[y], r.fields[z],
+                         size ? r.fields[*size].c_str() : nullptr, r.line});
+  }
+}
+
+}  // namespace objlist_detail
+
+// Parses object-list XML text; `where` names the file in errors.
+inline annotations parse_objlist_xml(const std::string& text, const std::string& where, const tomo_names& names = {}) {
+  std::vector<objlist_detail::object> objects;
+  objlist_detail::for_each_xml_object(text, where, "DeepFinder object list", [&](const objlist_detail::xml_object& el) {
+    objects.push_back(objlist_detail::to_object(el.optional("tomo_idx"), el.required("class_label"), el.required("x"),
+                                                el.required("y"), el.required("z"), where, el.line()));
+  });
   return objlist_detail::build(objects, names, "objlist_xml");
 }
 
@@ -192,17 +247,10 @@ inline annotations parse_objlist_csv(std::string_view text, const std::string& w
   const csv::header head = csv::read_header(tok);
   if (!is_objlist_header(head))
     throw error(where, "not an object-list CSV (expected a header with class_label, x, y, z)");
-  const std::size_t cls = *head.find("class_label"), x = *head.find("x"), y = *head.find("y"), z = *head.find("z");
-  const std::optional<std::size_t> tomo = head.find("tomo_idx");
   std::vector<objlist_detail::object> objects;
-  point_budget budget(where);
-  csv::row r;
-  while (tok.next(r)) {
-    head.require_width(r, where);
-    budget.take();
-    objects.push_back(objlist_detail::to_object(tomo ? r.fields[*tomo].c_str() : nullptr, r.fields[cls], r.fields[x],
-                                                r.fields[y], r.fields[z], where, r.line));
-  }
+  objlist_detail::for_each_csv_object(tok, head, where, [&](const objlist_detail::csv_object& row) {
+    objects.push_back(objlist_detail::to_object(row.tomo, row.class_label, row.x, row.y, row.z, where, row.line));
+  });
   return objlist_detail::build(objects, names, "objlist_csv");
 }
 
@@ -282,31 +330,13 @@ inline post::event_object to_event(std::string_view cls, std::string_view x, std
 
 // Parses object-list XML text as the event list of one movie; `where` names the file in errors.
 inline std::vector<post::event_object> parse_event_list_xml(const std::string& text, const std::string& where) {
-  pugi::xml_document doc;
-  load_xml(doc, text, where);
-  const pugi::xml_node root = doc.document_element();
-  if (std::string_view(root.name()) != "objlist")
-    throw error(where, "root element is <" + std::string(root.name()) + ">, expected <objlist> (ExoDeepFinder object list)");
   std::vector<post::event_object> out;
-  point_budget budget(where);
   objlist_detail::single_tomo tomo(where);
-  const text_lines lines(text);
-  for (const auto& el : root.children()) {
-    if (el.type() != pugi::node_element) continue;
-    const std::size_t line = lines.line_of(el);
-    if (std::string_view(el.name()) != "object")
-      throw error(where, line_prefix(line) + "<" + el.name() + "> where <object> was expected");
-    const auto need = [&](const char* attr) -> const char* {
-      const pugi::xml_attribute a = el.attribute(attr);
-      if (!a) throw error(where, line_prefix(line) + "<object> has no '" + attr + "' attribute");
-      return a.value();
-    };
-    budget.take();
-    const pugi::xml_attribute t = el.attribute("tomo_idx"), size = el.attribute("cluster_size");
-    tomo.see(t ? t.value() : nullptr, line);
-    out.push_back(objlist_detail::to_event(need("class_label"), need("x"), need("y"), need("z"),
-                                           size ? size.value() : nullptr, where, line));
-  }
+  objlist_detail::for_each_xml_object(text, where, "ExoDeepFinder object list", [&](const objlist_detail::xml_object& el) {
+    tomo.see(el.optional("tomo_idx"), el.line());
+    out.push_back(objlist_detail::to_event(el.required("class_label"), el.required("x"), el.required("y"), el.required("z"),
+                                           el.optional("cluster_size"), where, el.line()));
+  });
   return out;
 }
 
@@ -317,18 +347,11 @@ inline std::vector<post::event_object> parse_event_list_csv(std::string_view tex
   const csv::header head = csv::read_header(tok);
   std::vector<post::event_object> out;
   if (is_objlist_header(head)) {
-    const std::size_t cls = *head.find("class_label"), x = *head.find("x"), y = *head.find("y"), z = *head.find("z");
-    const std::optional<std::size_t> t = head.find("tomo_idx"), size = head.find("cluster_size");
-    point_budget budget(where);
     objlist_detail::single_tomo tomo(where);
-    csv::row r;
-    while (tok.next(r)) {
-      head.require_width(r, where);
-      budget.take();
-      tomo.see(t ? r.fields[*t].c_str() : nullptr, r.line);
-      out.push_back(objlist_detail::to_event(r.fields[cls], r.fields[x], r.fields[y], r.fields[z],
-                                             size ? r.fields[*size].c_str() : nullptr, where, r.line));
-    }
+    objlist_detail::for_each_csv_object(tok, head, where, [&](const objlist_detail::csv_object& row) {
+      tomo.see(row.tomo, row.line);
+      out.push_back(objlist_detail::to_event(row.class_label, row.x, row.y, row.z, row.cluster_size, where, row.line));
+    });
     return out;
   }
   if (is_napari_header(head)) {
