@@ -104,10 +104,22 @@ struct sigmoid_slope_body {
     g = s * (V(1) - s);
   }
 };
+// g = 1 whatever the output (the slope of a plain sum).
 struct set_one_body {
   template <class V>
-  MICROCOUNT_HOST_DEVICE void operator()(V& y) const { y = V(1); }
+  MICROCOUNT_HOST_DEVICE void operator()(V& g, const V&) const { g = V(1); }
 };
+
+// ∂s/∂output of a dense head whose score sums class c's plane: zero but on that plane [H, W], where
+// `slope` (g, o) gives each pixel's derivative from its output, run on the backend (device maps too).
+template <class B, class Slope>
+nn::tensor_t<B> plane_gradient(const nn::tensor_t<B>& output, index_t c, const Slope& slope) {
+  require_class<B>(output, c, true);
+  auto g = nn::tensor_t<B>::zeros(output.shape());  // [1, K, H, W]
+  const index_t plane = output.shape().size_from(2);
+  for_each<B>(plane, slope, g.data() + c * plane, static_cast<const scalar_t<B>*>(output.data() + c * plane));
+  return g;
+}
 }  // namespace detail
 
 // Density head: s = Σ_{h,w} output[0, c, h, w] (the predicted count of class c, up to density_scale).
@@ -115,11 +127,7 @@ struct channel_sum {
   index_t channel = 0;
   template <class B>
   nn::tensor_t<B> operator()(const nn::tensor_t<B>& output) const {
-    detail::require_class<B>(output, channel, true);
-    auto g = nn::tensor_t<B>::zeros(output.shape());
-    const index_t plane = output.shape().size_from(2);
-    for_each<B>(plane, detail::set_one_body{}, g.data() + channel * plane);  // on the backend: device maps too
-    return g;
+    return detail::plane_gradient<B>(output, channel, detail::set_one_body{});
   }
 };
 
@@ -128,12 +136,7 @@ struct sigmoid_sum {
   index_t channel = 0;
   template <class B>
   nn::tensor_t<B> operator()(const nn::tensor_t<B>& output) const {
-    detail::require_class<B>(output, channel, true);
-    auto g = nn::tensor_t<B>::zeros(output.shape());
-    const index_t plane = output.shape().size_from(2);
-    for_each<B>(plane, detail::sigmoid_slope_body{}, g.data() + channel * plane,
-                static_cast<const scalar_t<B>*>(output.data() + channel * plane));
-    return g;
+    return detail::plane_gradient<B>(output, channel, detail::sigmoid_slope_body{});
   }
 };
 
