@@ -3,7 +3,7 @@
 // peer_unet_torch.py's.
 #include <sys/resource.h>
 
-#include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -12,59 +12,27 @@
 #include "command.hpp"
 #include "microcount/backends/cpu.hpp"
 #include "microcount/core/parallel.hpp"
-#include "microcount/nn/loss.hpp"
-#include "microcount/nn/models/unet.hpp"
-#include "microcount/nn/optim.hpp"
 
 namespace microcount::cli {
 namespace {
 
-using reference_unet = nn::unet2d<nn::norm::batch, nn::up::transposed, 3>;
-
+// A host backend (cpu, reference): one JSON line, peak RSS of the process included.
 template <class B>
 nlohmann::json run_bench(index_t batch, index_t size, int iters) {
-  using clock = std::chrono::steady_clock;
-  rng r(0);
-  auto net = reference_unet::make<B>({});
-  const shape in{batch, 1, size, size};
-  net.build(in, r);
-  tensor<float, B> x(in), y(in);
-  for (index_t i = 0; i < x.size(); ++i) {
-    x[i] = static_cast<float>(r.normal());
-    y[i] = static_cast<float>(r.uniform());
-  }
-  auto seconds_per = [&](auto&& body) {
-    body();  // warm-up
-    const auto t0 = clock::now();
-    for (int i = 0; i < iters; ++i) body();
-    return std::chrono::duration<double>(clock::now() - t0).count() / iters;
-  };
-
-  net.set_mode(nn::mode::evaluation);
-  const double infer = seconds_per([&] { auto out = net.forward(x); });
-
-  net.set_mode(nn::mode::training);
-  nn::adam<B> opt(nn::parameters_of(net), {.lr = 1e-3});
-  nn::mse_loss mse;
-  const double train = seconds_per([&] {
-    auto out = net.forward(x);
-    auto loss = mse.evaluate(out, y);
-    net.backward(loss.gradient);
-    opt.step();
+  return time_reference_unet<B>(batch, size, iters, [] {}, [&](const unet_timing& t) -> nlohmann::json {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return {{"params", t.params},
+            {"backend", B::name},
+            {"threads", max_threads()},
+            {"batch", batch},
+            {"size", size},
+            {"iters", iters},
+            {"infer_images_per_s", std::round(100.0 * batch / t.infer_seconds) / 100.0},
+            {"train_steps_per_s", std::round(1000.0 / t.train_seconds) / 1000.0},
+            {"train_images_per_s", std::round(100.0 * batch / t.train_seconds) / 100.0},
+            {"peak_rss_mb", usage.ru_maxrss / 1024}};
   });
-
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return {{"params", nn::parameter_count(net)},
-          {"backend", B::name},
-          {"threads", max_threads()},
-          {"batch", batch},
-          {"size", size},
-          {"iters", iters},
-          {"infer_images_per_s", std::round(100.0 * batch / infer) / 100.0},
-          {"train_steps_per_s", std::round(1000.0 / train) / 1000.0},
-          {"train_images_per_s", std::round(100.0 * batch / train) / 100.0},
-          {"peak_rss_mb", usage.ru_maxrss / 1024}};
 }
 
 // --backend cuda|cudnn: the same U-Net on the GPU (bench_gpu.cu, nvcc-compiled, only in CUDA builds).
