@@ -1,9 +1,12 @@
 #pragma once
 // Shared test helpers: where the real data is, a scratch folder per test, brute-force oracles.
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 #include <doctest/doctest.h>
+
+#include "microcount/core/error.hpp"
 
 namespace microcount::test {
 
@@ -17,6 +20,17 @@ inline std::filesystem::path scratch(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p;
+}
+
+// Runs `read`, which must throw microcount::error whose message holds every needle (the file, the problem).
+template <class F>
+void throws_naming(F&& read, std::initializer_list<const char*> needles) {
+  try {
+    read();
+    FAIL("no error thrown");
+  } catch (const microcount::error& e) {
+    for (const char* n : needles) CHECK_MESSAGE(std::string(e.what()).find(n) != std::string::npos, e.what());
+  }
 }
 
 }  // namespace microcount::test

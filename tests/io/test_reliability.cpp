@@ -62,17 +62,6 @@ std::string lying_tiff(std::uint32_t width, std::uint32_t height, std::uint32_t 
   return b;
 }
 
-// Runs `read`, which must throw microcount::error whose message holds every needle.
-template <class F>
-void throws_naming(F&& read, std::initializer_list<const char*> needles) {
-  try {
-    read();
-    FAIL("no error thrown");
-  } catch (const microcount::error& e) {
-    for (const char* n : needles) CHECK_MESSAGE(std::string(e.what()).find(n) != std::string::npos, e.what());
-  }
-}
-
 // Restores the process-wide limits when a test case ends, whatever it changed.
 struct limits_guard {
   input_limits saved = limits();
@@ -87,13 +76,13 @@ TEST_CASE("reliability: a TIFF header cannot ask for more than limits() allow") 
   SUBCASE("100000 x 100000 pixels in a 200-byte file: over max_total_bytes, refused before allocating") {
     const auto f = dir / "huge.tif";
     io::write_text_atomically(f, lying_tiff(100000, 100000, 16));
-    throws_naming([&] { (void)io::read_tiff(f); }, {"huge.tif", "max_total_bytes"});
+    test::throws_naming([&] { (void)io::read_tiff(f); }, {"huge.tif", "max_total_bytes"});
   }
   SUBCASE("a side over max_image_side") {
     const auto f = dir / "wide.tif";
     io::write_text_atomically(f, lying_tiff(5000, 2, 16));
     limits().max_image_side = 4096;
-    throws_naming([&] { (void)io::read_tiff_info(f); }, {"wide.tif", "max_image_side"});
+    test::throws_naming([&] { (void)io::read_tiff_info(f); }, {"wide.tif", "max_image_side"});
   }
   SUBCASE("more pages than max_pages") {
     io::image movie;
@@ -102,12 +91,12 @@ TEST_CASE("reliability: a TIFF header cannot ask for more than limits() allow") 
     io::write_tiff(f, movie, io::dtype::uint8);
     CHECK(io::read_tiff(f).frames() == 3);
     limits().max_pages = 2;
-    throws_naming([&] { (void)io::read_tiff(f); }, {"movie.tif", "max_pages"});
+    test::throws_naming([&] { (void)io::read_tiff(f); }, {"movie.tif", "max_pages"});
   }
   SUBCASE("a strip shorter than the header says is an error naming the file, not a read past the data") {
     const auto f = dir / "short_strip.tif";
     io::write_text_atomically(f, lying_tiff(64, 64, 100));
-    throws_naming([&] { (void)io::read_tiff(f); }, {"short_strip.tif"});
+    test::throws_naming([&] { (void)io::read_tiff(f); }, {"short_strip.tif"});
   }
 }
 
@@ -150,10 +139,10 @@ TEST_CASE("reliability: NaN and infinite coordinates are rejected by every text 
   for (const char* bad : {"nan", "inf", "-inf", "1e999"}) {
     const std::string v = bad;
     CAPTURE(v);
-    throws_naming([&] { (void)io::parse_napari_csv("index,axis-0,axis-1\n0,1," + v + "\n", "n.csv", "a.tif"); }, {"n.csv", "line 2"});
-    throws_naming([&] { (void)io::parse_points_csv("image,x,y\na.tif," + v + ",2\n", "p.csv"); }, {"p.csv", "line 2"});
-    throws_naming([&] { (void)io::parse_objlist_csv("tomo_idx,class_label,x,y,z\n0,1,2," + v + ",0\n", "o.csv"); }, {"o.csv", "line 2"});
-    throws_naming([&] { (void)io::parse_cvat_xml("<annotations><image id=\"0\" name=\"a.tif\" width=\"9\" height=\"9\">\n"
+    test::throws_naming([&] { (void)io::parse_napari_csv("index,axis-0,axis-1\n0,1," + v + "\n", "n.csv", "a.tif"); }, {"n.csv", "line 2"});
+    test::throws_naming([&] { (void)io::parse_points_csv("image,x,y\na.tif," + v + ",2\n", "p.csv"); }, {"p.csv", "line 2"});
+    test::throws_naming([&] { (void)io::parse_objlist_csv("tomo_idx,class_label,x,y,z\n0,1,2," + v + ",0\n", "o.csv"); }, {"o.csv", "line 2"});
+    test::throws_naming([&] { (void)io::parse_cvat_xml("<annotations><image id=\"0\" name=\"a.tif\" width=\"9\" height=\"9\">\n"
                            "<points label=\"c\" points=\"1," + v + "\"/></image></annotations>",
                            "c.xml"); }, {"c.xml", "line 2"});
   }
@@ -171,7 +160,7 @@ TEST_CASE("reliability: images without annotations and annotations without image
   CHECK(ds.warnings()[0].find("stray.tif: no annotation") != std::string::npos);
 
   io::write_text_atomically(dir / "annotations.csv", "image,x,y\na.tif,1,2\nmissing_007.tif,3,4\n");
-  throws_naming([&] { (void)data::open_dataset(dir); }, {"missing_007.tif", "not in the folder"});
+  test::throws_naming([&] { (void)data::open_dataset(dir); }, {"missing_007.tif", "not in the folder"});
 }
 
 TEST_CASE("reliability: temporary files of killed writers are removed, those of live processes kept") {

@@ -27,17 +27,6 @@ struct small_state {
   }
 };
 
-// Runs `read`, which must throw microcount::error whose message holds every needle.
-template <class F>
-void throws_naming(F&& read, std::initializer_list<const char*> needles) {
-  try {
-    read();
-    FAIL("no error thrown");
-  } catch (const microcount::error& e) {
-    for (const char* n : needles) CHECK_MESSAGE(std::string(e.what()).find(n) != std::string::npos, e.what());
-  }
-}
-
 // The file `path` with its JSON header replaced by edit(header) and a correct CRC.
 template <class Edit>
 std::filesystem::path forged(const std::filesystem::path& path, const std::string& name, Edit&& edit) {
@@ -82,7 +71,7 @@ TEST_CASE("checkpoint: a lying tensor table is a clear error, not a crash or a h
   };
   const auto rejects = [&](const std::filesystem::path& f, const char* problem) {
     small_state loaded;
-    throws_naming([&] { (void)io::checkpoint_file(f).load_into(loaded.state, "small"); },
+    test::throws_naming([&] { (void)io::checkpoint_file(f).load_into(loaded.state, "small"); },
                   {f.filename().string().c_str(), problem});
   };
 
