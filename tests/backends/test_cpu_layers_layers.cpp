@@ -15,6 +15,7 @@
 #include "microcount/nn/layers/norm.hpp"
 #include "microcount/nn/layers/pool.hpp"
 #include "microcount/nn/layers/upsample.hpp"
+#include "backend_compare.hpp"
 
 using namespace microcount;
 
@@ -22,14 +23,7 @@ namespace {
 using ref = backend::reference;
 using cpu = backend::cpu;
 
-template <class A, class B>
-double worst(const A& a, const B& b) {
-  REQUIRE(a.shape() == b.shape());
-  double w = 0;
-  for (index_t i = 0; i < a.size(); ++i)
-    w = std::max(w, std::abs(double(a[i]) - double(b[i])) / (1.0 + std::abs(double(a[i]))));
-  return w;
-}
+using test::worst;
 
 template <class B>
 tensor<float, B> random(const shape& s, std::uint64_t seed) {

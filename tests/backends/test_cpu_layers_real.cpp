@@ -12,6 +12,7 @@
 #include "microcount/nn/layers/norm.hpp"
 #include "microcount/nn/layers/pool.hpp"
 #include "microcount/nn/layers/upsample.hpp"
+#include "backend_compare.hpp"
 #include "test_support.hpp"
 
 using namespace microcount;
@@ -44,14 +45,7 @@ tensor<float, B> load(const std::vector<std::string>& files, bool as_movie = fal
   return t;
 }
 
-template <class A, class B>
-double worst(const A& a, const B& b) {
-  REQUIRE(a.shape() == b.shape());
-  double w = 0;
-  for (index_t i = 0; i < a.size(); ++i)
-    w = std::max(w, std::abs(double(a[i]) - double(b[i])) / (1.0 + std::abs(double(a[i]))));
-  return w;
-}
+using test::worst;
 }  // namespace
 
 TEST_CASE("real cells: batch norm on 8-bit fluorescence (cpu = reference, standardised per channel)") {
