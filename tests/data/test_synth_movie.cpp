@@ -17,14 +17,7 @@ using post::event_object;
 namespace {
 
 data::movie_synth_options small_options() {
-  data::movie_synth_options o;
-  o.frames = 24;
-  o.height = 64;
-  o.width = 64;
-  o.bright_spots = 4;
-  o.events = 5;
-  o.seed = 7;
-  return o;
+  return {.frames = 24, .height = 64, .width = 64, .bright_spots = 4, .events = 5, .seed = 7};
 }
 
 // numpy's default percentile by a full sort (the oracle for data::percentile inside normalize_frames).
@@ -94,18 +87,18 @@ TEST_CASE("synthetic movie: events keep min_distance from every object visible w
 
 TEST_CASE("synthetic movie: an event's brightening, spreading and fading follow the model") {
   // No background, no camera noise but Poisson: the recorded value is Poisson(the model's photons).
-  data::movie_synth_options o;
-  o.frames = 12;
-  o.height = 40;
-  o.width = 40;
-  o.bright_spots = 0;
-  o.events = 1;
-  o.docked_share = 0;
-  o.background = 0;
-  o.offset = 0;
-  o.read_noise = 0;
-  o.event_brightness_min = o.event_brightness_max = 20000;
-  o.seed = 3;
+  const data::movie_synth_options o{.frames = 12,
+                                    .height = 40,
+                                    .width = 40,
+                                    .bright_spots = 0,
+                                    .events = 1,
+                                    .background = 0,
+                                    .event_brightness_min = 20000,
+                                    .event_brightness_max = 20000,
+                                    .docked_share = 0,
+                                    .offset = 0,
+                                    .read_noise = 0,
+                                    .seed = 3};
   const auto m = data::make_synthetic_movie(o);
   REQUIRE(m.objects.size() == 1);
   const event_object e = m.objects[0];
@@ -132,15 +125,8 @@ TEST_CASE("synthetic movie: an event's brightening, spreading and fading follow 
 }
 
 TEST_CASE("synthetic movie: the background bleaches as (1 - bleaching)^t") {
-  data::movie_synth_options o;
-  o.frames = 30;
-  o.height = 48;
-  o.width = 48;
-  o.bright_spots = 0;
-  o.events = 0;
-  o.background = 400;
-  o.offset = 0;
-  o.bleaching = 0.02;
+  const data::movie_synth_options o{
+      .frames = 30, .height = 48, .width = 48, .bright_spots = 0, .events = 0, .background = 400, .bleaching = 0.02, .offset = 0};
   const auto m = data::make_synthetic_movie(o);
   double first = 0, last = 0;
   for (std::size_t i = 0; i < 48 * 48; ++i) {
