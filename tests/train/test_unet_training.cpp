@@ -52,6 +52,22 @@ void copy_weights(From& from, To& to) {
   to.for_each_buffer([&](std::string_view, auto& t) { put(t.data(), t.size()); });
 }
 
+// How far `got` is from `expected` element by element: the largest |got - expected| and the largest
+// |expected|, the scale a relative tolerance is taken of.
+struct difference {
+  double worst = 0, scale = 0;
+};
+
+template <class Got, class Expected>
+difference difference_of(const Got& got, const Expected& expected) {
+  difference d;
+  for (index_t i = 0; i < got.size(); ++i) {
+    d.worst = std::max(d.worst, double(std::abs(got[i] - expected[i])));
+    d.scale = std::max(d.scale, double(std::abs(expected[i])));
+  }
+  return d;
+}
+
 }  // namespace
 
 TEST_CASE("the reference U-Net on cpu equals the reference backend: outputs, input and weight gradients") {
@@ -72,35 +88,23 @@ TEST_CASE("the reference U-Net on cpu equals the reference backend: outputs, inp
     on_ref.set_mode(m);
     auto a = on_cpu.forward(x_wide);
     auto b = on_ref.forward(x_ref);
-    double worst = 0, scale = 0;
-    for (index_t i = 0; i < a.size(); ++i) {
-      worst = std::max(worst, double(std::abs(a[i] - b[i])));
-      scale = std::max(scale, double(std::abs(b[i])));
-    }
-    CHECK(worst <= 1e-4 * std::max(1.0, scale));
+    const difference out = difference_of(a, b);
+    CHECK(out.worst <= 1e-4 * std::max(1.0, out.scale));
     if (m == nn::mode::training) {
       tensor<float, backend::cpu> g_cpu(a.shape());
       tensor<float, backend::reference> g_ref(a.shape());
       for (index_t i = 0; i < a.size(); ++i) g_cpu[i] = g_ref[i] = static_cast<float>(r.normal());
       auto dx_cpu = on_cpu.backward(g_cpu);
       auto dx_ref = on_ref.backward(g_ref);
-      double dworst = 0, dscale = 0;
-      for (index_t i = 0; i < dx_cpu.size(); ++i) {
-        dworst = std::max(dworst, double(std::abs(dx_cpu[i] - dx_ref[i])));
-        dscale = std::max(dscale, double(std::abs(dx_ref[i])));
-      }
-      CHECK(dworst <= 1e-3 * std::max(1.0, dscale));
+      const difference dx = difference_of(dx_cpu, dx_ref);
+      CHECK(dx.worst <= 1e-3 * std::max(1.0, dx.scale));
       std::vector<const tensor<float, backend::cpu>*> gc;
       std::vector<const tensor<float, backend::reference>*> gr;
       on_cpu.for_each_parameter([&](const auto& p) { gc.push_back(p.grad); });
       on_ref.for_each_parameter([&](const auto& p) { gr.push_back(p.grad); });
       for (std::size_t k = 0; k < gc.size(); ++k) {
-        double w = 0, s = 0;
-        for (index_t i = 0; i < gc[k]->size(); ++i) {
-          w = std::max(w, double(std::abs((*gc[k])[i] - (*gr[k])[i])));
-          s = std::max(s, double(std::abs((*gr[k])[i])));
-        }
-        CHECK_MESSAGE(w <= 1e-3 * std::max(1.0, s), "parameter " << k);
+        const difference dw = difference_of(*gc[k], *gr[k]);
+        CHECK_MESSAGE(dw.worst <= 1e-3 * std::max(1.0, dw.scale), "parameter " << k);
       }
     }
   }
