@@ -9,6 +9,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xview.hpp>
@@ -86,6 +87,29 @@ std::string name_of(explain::target t) {
   return t == explain::target::decoder ? "decoder" : t == explain::target::bottleneck ? "bottleneck" : "features";
 }
 
+// One thread while alive: these tiny networks train ~8x faster without OpenMP hand-offs on a busy 2-core machine.
+struct one_thread {
+  int saved = max_threads();
+  one_thread() { set_threads(1); }
+  ~one_thread() { set_threads(saved); }
+};
+
+// Trains `net` to output density maps: `steps` Adam steps (lr 3e-3) of MSE, each on the pair
+// {x, target} ([N, 1, H, W] both) that next_batch() returns; leaves it in evaluation mode.
+template <class Net, class NextBatch>
+void train_density(Net& net, int steps, NextBatch&& next_batch) {
+  nn::adam<cpu> opt(nn::parameters_of(net), {.lr = 3e-3});
+  nn::mse_loss mse;
+  net.set_mode(nn::mode::training);
+  for (int step = 0; step < steps; ++step) {
+    const auto [x, target] = next_batch();
+    auto loss = mse.evaluate(net.forward(x), target);
+    net.backward(loss.gradient);
+    opt.step();
+  }
+  net.set_mode(nn::mode::evaluation);
+}
+
 }  // namespace
 
 TEST_CASE("gradcam of a trained density U-Net lights up where the blobs are (decoder, bottleneck and head-input targets)") {
@@ -93,23 +117,12 @@ TEST_CASE("gradcam of a trained density U-Net lights up where the blobs are (dec
   constexpr index_t size = 32;
   auto net = spec::make<cpu>({.base_width = 8});
   net.build({4, 1, size, size}, r);
-  nn::adam<cpu> opt(nn::parameters_of(net), {.lr = 3e-3});
-  nn::mse_loss mse;
-  net.set_mode(nn::mode::training);
-  // One thread: this tiny network trains ~8x faster without OpenMP hand-offs on a busy 2-core machine.
-  struct one_thread {
-    int saved = max_threads();
-    one_thread() { set_threads(1); }
-    ~one_thread() { set_threads(saved); }
-  } single;
-  for (int step = 0; step < 250; ++step) {
+  const one_thread single;  // for the whole test case, Grad-CAM included
+  train_density(net, 250, [&] {
     tensor<float, cpu> target;
     auto x = picture(random_blobs(4, size, r), size, r, &target);
-    auto loss = mse.evaluate(net.forward(x), target);
-    net.backward(loss.gradient);
-    opt.step();
-  }
-  net.set_mode(nn::mode::evaluation);
+    return std::pair{std::move(x), std::move(target)};
+  });
   // New images, one and two blobs, away from the corners.
   const std::vector<std::vector<blob>> tests = {{{9, 22}}, {{20, 7}}, {{8, 8}, {23, 24}}};
   for (const auto& blobs : tests) {
@@ -185,28 +198,18 @@ TEST_CASE("gradcam on real cells (vgg-cells): a density U-Net trained on crops o
   };
   auto net = spec::make<cpu>({.base_width = 8});
   net.build({4, 1, crop, crop}, r);
-  nn::adam<cpu> opt(nn::parameters_of(net), {.lr = 3e-3});
-  nn::mse_loss mse;
-  net.set_mode(nn::mode::training);
   {
-    struct one_thread {
-      int saved = max_threads();
-      one_thread() { set_threads(1); }
-      ~one_thread() { set_threads(saved); }
-    } single;
-    for (int step = 0; step < 200; ++step) {
+    const one_thread single;  // for the training only
+    train_density(net, 200, [&] {
       tensor<float, cpu> x({4, 1, crop, crop}), target({4, 1, crop, crop});
       for (index_t b = 0; b < 4; ++b) {
         const auto& im = train[static_cast<std::size_t>(r.uniform(0, 8)) % 8];
         cut(im, static_cast<index_t>(r.uniform(0, 256 - crop)), static_cast<index_t>(r.uniform(0, 256 - crop)),
             x.data() + b * crop * crop, target.data() + b * crop * crop, nullptr);
       }
-      auto loss = mse.evaluate(net.forward(x), target);
-      net.backward(loss.gradient);
-      opt.step();
-    }
+      return std::pair{std::move(x), std::move(target)};
+    });
   }
-  net.set_mode(nn::mode::evaluation);
   // Held-out crops: the map is higher at the annotated cells than on average, for both targets.
   for (const auto& [y0, x0] : std::vector<std::pair<index_t, index_t>>{{40, 40}, {150, 100}, {200, 200}}) {
     tensor<float, cpu> x({1, 1, crop, crop});
