@@ -9,7 +9,7 @@
 #include "cuda_test_support.hpp"
 #include "microcount/data/synth.hpp"
 #include "microcount/train/trainer.hpp"
-#include "test_support.hpp"
+#include "train/pipeline_test_support.hpp"
 
 using namespace cuda_test;
 
@@ -18,33 +18,17 @@ namespace {
 template <class B>
 using counter = train::pipeline<train::heads::density, nn::unet2d<nn::norm::batch, nn::up::transposed, 2>, B>;
 
-train::hyperparameters small_hp() {
-  train::hyperparameters hp;
-  hp.base_width = 4;
-  hp.depth = 2;
-  hp.patch = 32;
-  hp.batch = 4;
-  hp.patches_per_image = 2;
-  hp.epochs = 2;
-  hp.lr = 3e-3;
-  hp.seed = 5;
-  return hp;
-}
+train::hyperparameters small_hp() { return test::small_unet_hyperparameters(/*epochs=*/2, /*seed=*/5); }
 
 const std::filesystem::path& synthetic_folder() {
-  static const std::filesystem::path dir = [] {
-    auto d = test::scratch("cuda_pipeline_data");
-    data::synth_options o;
+  return test::synthetic_folder("cuda_pipeline_data", [](data::synth_options& o) {
     o.images = 6;
     o.height = 40;
     o.width = 52;  // not a multiple of 4: validation pads and crops
     o.min_cells = 3;
     o.max_cells = 8;
     o.seed = 4;
-    data::write_synthetic_dataset(d, o);
-    return d;
-  }();
-  return dir;
+  });
 }
 
 template <class P>

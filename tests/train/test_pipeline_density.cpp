@@ -6,7 +6,7 @@
 #include "microcount/data/synth.hpp"
 #include "microcount/train/any_pipeline.hpp"
 #include "microcount/train/trainer.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_support.hpp"
 
 using namespace microcount;
 
@@ -14,33 +14,17 @@ namespace {
 
 using small_counter = train::pipeline<train::heads::density, nn::unet2d<nn::norm::batch, nn::up::transposed, 2>, backend::cpu>;
 
-train::hyperparameters small_hp() {
-  train::hyperparameters hp;
-  hp.base_width = 4;
-  hp.depth = 2;
-  hp.patch = 32;
-  hp.batch = 4;
-  hp.patches_per_image = 2;
-  hp.epochs = 4;
-  hp.lr = 3e-3;
-  hp.seed = 7;
-  return hp;
-}
+train::hyperparameters small_hp() { return test::small_unet_hyperparameters(/*epochs=*/4, /*seed=*/7); }
 
 const std::filesystem::path& synthetic_folder() {
-  static const std::filesystem::path dir = [] {
-    auto d = test::scratch("pipeline_density_data");
-    data::synth_options o;
+  return test::synthetic_folder("pipeline_density_data", [](data::synth_options& o) {
     o.images = 8;
     o.height = 48;
     o.width = 64;
     o.min_cells = 4;
     o.max_cells = 12;
     o.seed = 3;
-    data::write_synthetic_dataset(d, o);
-    return d;
-  }();
-  return dir;
+  });
 }
 
 data::split_indices fixed_split() { return {{0, 1, 2, 3, 4, 5}, {6, 7}, {}}; }

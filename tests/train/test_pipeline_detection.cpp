@@ -10,7 +10,7 @@
 #include "microcount/eval/matching.hpp"
 #include "microcount/eval/metrics.hpp"
 #include "microcount/train/trainer.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_support.hpp"
 
 using namespace microcount;
 
@@ -36,9 +36,7 @@ train::hyperparameters detector_hp() {
 
 // 12 images 48×64 with 4–10 well-separated cells: 8 to train, 2 to validate, 2 held out.
 const std::filesystem::path& synthetic_folder() {
-  static const std::filesystem::path dir = [] {
-    auto d = test::scratch("pipeline_detection_data");
-    data::synth_options o;
+  return test::synthetic_folder("pipeline_detection_data", [](data::synth_options& o) {
     o.images = 12;
     o.height = 48;
     o.width = 64;
@@ -46,10 +44,7 @@ const std::filesystem::path& synthetic_folder() {
     o.max_cells = 10;
     o.touching = 0.0;
     o.seed = 21;
-    data::write_synthetic_dataset(d, o);
-    return d;
-  }();
-  return dir;
+  });
 }
 
 const data::split_indices split{{0, 1, 2, 3, 4, 5, 6, 7}, {8, 9}, {10, 11}};
