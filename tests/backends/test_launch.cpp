@@ -7,20 +7,11 @@
 #include "microcount/backends/cpu/launch.hpp"
 #include "microcount/backends/reference/launch.hpp"
 #include "microcount/core/rng.hpp"
+#include "launch_body.hpp"
 
 using namespace microcount;
 
-namespace {
-struct leaky_axpy {  // y = leaky_relu(a·x + y), and x is left alone
-  float a, slope;
-  template <class V>
-  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& x) const {
-    using namespace microcount::math;
-    const V t = V(a) * x + y;
-    y = select(t > V(0), t, t * V(slope));
-  }
-};
-}  // namespace
+using test::leaky_axpy;
 
 TEST_CASE("for_each: cpu (SIMD + tail + threads) equals reference") {
   rng r(9);

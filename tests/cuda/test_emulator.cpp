@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda_test_support.hpp"
+#include "backends/launch_body.hpp"
 
 using namespace cuda_test;
 namespace cu = microcount::cuda;
@@ -60,15 +61,7 @@ struct transpose_kernel {
   }
 };
 
-struct leaky_axpy {  // y = leaky_relu(a·x + y)
-  float a, slope;
-  template <class V>
-  MICROCOUNT_HOST_DEVICE void operator()(V& y, const V& x) const {
-    using namespace microcount::math;
-    const V t = V(a) * x + y;
-    y = select(t > V(0), t, t * V(slope));
-  }
-};
+using test::leaky_axpy;
 
 // The classic bug: threads past the end return before the barrier the others wait at.
 struct early_return_kernel {
