@@ -94,7 +94,7 @@ struct synth_options {
   double gain = 0;                    // ADU per photon; 0 → 1 for uint8, 16 for uint16
   double offset = -1;                 // camera offset in ADU; < 0 → 4 for uint8, 100 for uint16
   double read_noise = 1.5;            // Gaussian read noise, ADU
-  std::vector<object_look> looks;     // one per class; empty → default_looks(classes)
+  std::vector<object_look> looks{};   // one per class; empty → default_looks(classes)
   std::string name_prefix = "image_"; // file names: image_001.tif, image_002.tif, …
 };
 
